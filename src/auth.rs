@@ -1,0 +1,190 @@
+//! HMAC-SHA256 challenge-response: proving a client knows the shared key.
+//!
+//! ```text
+//!   client                                   server
+//!     |  ------------- TCP connect ------------>  |
+//!     |  <------ challenge: 32 random bytes -----  |  (OS CSPRNG, unframed)
+//!     |  ------ answer: HMAC-SHA256(key, c) ---->  |  (32 bytes, unframed)
+//!     |                                           |  verify in constant time
+//!     |  <========= frames, as usual ==========>  |  right: proceed
+//!     |             (connection closed)           |  wrong/late: close, send nothing
+//! ```
+//! Python: `hmac.new(key, challenge, hashlib.sha256).digest()`.
+//!
+//! This module owns the handshake state of one connection ([`Handshake`]),
+//! the keyed MAC ([`Authenticator`]), key files, and the client's answer. It
+//! never touches a socket: the reactor feeds it bytes and acts on the verdict.
+//! It authenticates the client only, once; it neither encrypts nor protects
+//! the frames that follow, nor proves the server to the client.
+
+use std::path::Path;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::config::CHALLENGE_LEN;
+use crate::error::Error;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The shortest key accepted: the hash output size (RFC 2104 advises no less).
+pub const MIN_KEY_LEN: usize = 32;
+
+/// The server's keyed MAC, set up once and cloned per verification (cloning
+/// skips re-hashing the key).
+#[derive(Clone)]
+pub(crate) struct Authenticator {
+    mac: HmacSha256,
+}
+
+impl Authenticator {
+    pub fn new(key: &[u8]) -> Authenticator {
+        Authenticator {
+            // HMAC takes keys of any length, so this cannot fail.
+            mac: <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!()),
+        }
+    }
+
+    /// Whether `answer` is HMAC(key, challenge), compared in constant time.
+    pub fn verify(&self, challenge: &[u8], answer: &[u8]) -> bool {
+        let mut mac = self.mac.clone();
+        mac.update(challenge);
+        mac.verify_slice(answer).is_ok()
+    }
+}
+
+/// One connection's handshake in progress: the challenge sent, and the part
+/// of the answer received so far (it may arrive a byte at a time).
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    challenge: [u8; CHALLENGE_LEN],
+    answer: [u8; CHALLENGE_LEN],
+    received: usize,
+}
+
+impl Handshake {
+    /// A handshake with a fresh challenge from the OS random source.
+    pub fn new() -> std::io::Result<Handshake> {
+        let mut challenge = [0u8; CHALLENGE_LEN];
+        getrandom::fill(&mut challenge).map_err(std::io::Error::other)?;
+        Ok(Handshake {
+            challenge,
+            answer: [0; CHALLENGE_LEN],
+            received: 0,
+        })
+    }
+
+    pub fn challenge(&self) -> &[u8] {
+        &self.challenge
+    }
+
+    /// Takes answer bytes from the front of `bytes`; returns how many it took.
+    /// Bytes past the 32nd belong to the frames behind the answer.
+    pub fn take_answer(&mut self, bytes: &[u8]) -> usize {
+        let n = (CHALLENGE_LEN - self.received).min(bytes.len());
+        self.answer[self.received..self.received + n].copy_from_slice(&bytes[..n]);
+        self.received += n;
+        n
+    }
+
+    /// `None` until 32 answer bytes arrived; then whether they are right.
+    pub fn verdict(&self, auth: &Authenticator) -> Option<bool> {
+        (self.received == CHALLENGE_LEN).then(|| auth.verify(&self.challenge, &self.answer))
+    }
+}
+
+/// The client's answer to a challenge: HMAC-SHA256(key, challenge).
+pub fn answer(key: &[u8], challenge: &[u8]) -> [u8; CHALLENGE_LEN] {
+    let mut mac = Authenticator::new(key).mac;
+    mac.update(challenge);
+    let mut out = [0u8; CHALLENGE_LEN];
+    out.copy_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+/// Reads a key file: its bytes, less one trailing `\n` or `\r\n`.
+///
+/// Refuses files it cannot read and keys shorter than [`MIN_KEY_LEN`].
+pub fn load_key(path: &Path) -> Result<Vec<u8>, Error> {
+    let mut key = std::fs::read(path).map_err(|e| Error::KeyFile(path.to_path_buf(), e))?;
+    if key.ends_with(b"\r\n") {
+        key.truncate(key.len() - 2);
+    } else if key.ends_with(b"\n") {
+        key.truncate(key.len() - 1);
+    }
+    if key.len() < MIN_KEY_LEN {
+        return Err(Error::KeyTooShort(path.to_path_buf(), key.len()));
+    }
+    Ok(key)
+}
+
+/// A fresh key as 64 hex characters (32 random bytes), for `frameloop keygen`.
+/// The key is the text itself: the 64 ASCII bytes, as a file read gives them.
+pub fn generate_key() -> std::io::Result<String> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_matches_rfc_4231_test_case_2() {
+        // RFC 4231 4.3: key "Jefe", data "what do ya want for nothing?".
+        let mac = answer(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn answer_arriving_in_pieces_is_verified_once_complete() {
+        let key = [7u8; 32];
+        let auth = Authenticator::new(&key);
+        let mut hs = Handshake::new().unwrap();
+        let right = answer(&key, hs.challenge());
+        assert_eq!(hs.take_answer(&right[..31]), 31);
+        assert_eq!(hs.verdict(&auth), None);
+        let mut rest = right[31..].to_vec();
+        rest.extend_from_slice(b"frames");
+        assert_eq!(hs.take_answer(&rest), 1);
+        assert_eq!(hs.verdict(&auth), Some(true));
+    }
+
+    #[test]
+    fn wrong_key_is_refused() {
+        let auth = Authenticator::new(&[1u8; 32]);
+        let mut hs = Handshake::new().unwrap();
+        let wrong = answer(&[2u8; 32], hs.challenge());
+        hs.take_answer(&wrong);
+        assert_eq!(hs.verdict(&auth), Some(false));
+    }
+
+    #[test]
+    fn key_file_loses_one_trailing_newline_and_must_be_long_enough() {
+        let dir = std::env::temp_dir().join(format!("frameloop-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, format!("{}\r\n", "k".repeat(32))).unwrap();
+        assert_eq!(load_key(&path).unwrap(), vec![b'k'; 32]);
+        std::fs::write(&path, format!("{}\n", "k".repeat(31))).unwrap();
+        assert!(matches!(load_key(&path), Err(Error::KeyTooShort(_, 31))));
+        assert!(matches!(
+            load_key(&dir.join("missing")),
+            Err(Error::KeyFile(..))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn generated_keys_are_64_hex_chars_and_differ() {
+        let a = generate_key().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, generate_key().unwrap());
+    }
+}

@@ -1,0 +1,182 @@
+//! Counters: what the server did, readable from any thread.
+//!
+//! This module owns the counters and the reasons a connection can close. The
+//! reactor bumps them (relaxed atomics: one uncontended add each, no lock);
+//! a [`crate::ServerHandle`] or the final summary reads them. It never decides
+//! anything from them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Why a connection was closed. Each has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The peer shut down its write side and every reply was flushed.
+    Eof,
+    /// Reset, broken pipe or another socket error.
+    Reset,
+    /// A header declared a payload over `max_frame`.
+    Oversize,
+    /// Wrong answer to the challenge.
+    AuthFailed,
+    /// No complete answer to the challenge in time.
+    HandshakeTimeout,
+    /// Nothing received for `idle_timeout`.
+    Idle,
+    /// A started frame did not complete within `frame_timeout`.
+    FrameTimeout,
+    /// Over `max_connections`: accepted and closed at once.
+    Limit,
+    /// Output grown by others' messages passed `max_output`.
+    OutputCap,
+    /// The handler asked to close it.
+    Handler,
+    /// The server shut down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// Every reason, in the order summaries print them.
+    pub const ALL: [CloseReason; 11] = [
+        CloseReason::Eof,
+        CloseReason::Reset,
+        CloseReason::Oversize,
+        CloseReason::AuthFailed,
+        CloseReason::HandshakeTimeout,
+        CloseReason::Idle,
+        CloseReason::FrameTimeout,
+        CloseReason::Limit,
+        CloseReason::OutputCap,
+        CloseReason::Handler,
+        CloseReason::Shutdown,
+    ];
+
+    /// The name used in logs and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::Eof => "eof",
+            CloseReason::Reset => "reset",
+            CloseReason::Oversize => "oversize",
+            CloseReason::AuthFailed => "auth-failed",
+            CloseReason::HandshakeTimeout => "handshake-timeout",
+            CloseReason::Idle => "idle",
+            CloseReason::FrameTimeout => "frame-timeout",
+            CloseReason::Limit => "limit",
+            CloseReason::OutputCap => "output-cap",
+            CloseReason::Handler => "handler",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The live counters, shared between the reactor and its handles.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    accepted: AtomicU64,
+    active: AtomicU64,
+    frames: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    datagrams: AtomicU64,
+    datagrams_dropped: AtomicU64,
+    closed: [AtomicU64; CloseReason::ALL.len()],
+}
+
+impl Counters {
+    pub fn accepted(&self) {
+        self.accepted.fetch_add(1, Relaxed);
+        self.active.fetch_add(1, Relaxed);
+    }
+    /// Counts a close of an accepted connection.
+    pub fn closed(&self, reason: CloseReason) {
+        self.closed[reason.index()].fetch_add(1, Relaxed);
+        self.active.fetch_sub(1, Relaxed);
+    }
+    pub fn frames(&self, n: u64) {
+        self.frames.fetch_add(n, Relaxed);
+    }
+    pub fn bytes_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+    pub fn bytes_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+    pub fn datagram(&self, dropped: bool) {
+        self.datagrams.fetch_add(1, Relaxed);
+        if dropped {
+            self.datagrams_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            accepted: self.accepted.load(Relaxed),
+            active: self.active.load(Relaxed),
+            frames: self.frames.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            datagrams: self.datagrams.load(Relaxed),
+            datagrams_dropped: self.datagrams_dropped.load(Relaxed),
+            closed: std::array::from_fn(|i| self.closed[i].load(Relaxed)),
+        }
+    }
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted (including ones closed at once for the limit).
+    pub accepted: u64,
+    /// Connections open now.
+    pub active: u64,
+    /// Frames (or raw chunks) handed to the handler.
+    pub frames: u64,
+    /// Bytes read from TCP connections.
+    pub bytes_in: u64,
+    /// Bytes written to TCP connections.
+    pub bytes_out: u64,
+    /// UDP datagrams received.
+    pub datagrams: u64,
+    /// UDP replies dropped because the socket would block.
+    pub datagrams_dropped: u64,
+    closed: [u64; CloseReason::ALL.len()],
+}
+
+impl Stats {
+    /// Connections closed for `reason`.
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        self.closed[reason.index()]
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "accepted {} active {} frames {} bytes in {} out {}",
+            self.accepted, self.active, self.frames, self.bytes_in, self.bytes_out
+        )?;
+        if self.datagrams > 0 {
+            write!(
+                f,
+                " datagrams {} (dropped {})",
+                self.datagrams, self.datagrams_dropped
+            )?;
+        }
+        f.write_str("; closed:")?;
+        for reason in CloseReason::ALL {
+            write!(f, " {} {}", reason, self.closed(reason))?;
+        }
+        Ok(())
+    }
+}
