@@ -105,6 +105,8 @@ pub(crate) struct Connection {
     pub in_ready_list: bool,
     /// In the reactor's list of connections given output by others.
     pub touched: bool,
+    /// The poller reported the peer's FIN (read side closed).
+    pub peer_closed: bool,
     /// Last time any byte arrived (idle timeout).
     pub last_read: Instant,
     /// When the first byte of the unfinished frame arrived (frame timeout).
@@ -129,6 +131,7 @@ impl Connection {
             paused: false,
             in_ready_list: false,
             touched: false,
+            peer_closed: false,
             last_read: now,
             frame_started: None,
             frame_timer_armed: false,

@@ -236,6 +236,11 @@ impl<H: Handler> Server<H> {
         if event.is_writable() {
             self.settle(id);
         }
+        if event.is_read_closed()
+            && let Some(conn) = lookup(&mut self.conns, id)
+        {
+            conn.peer_closed = true;
+        }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.read(id);
         }
@@ -368,7 +373,10 @@ impl<H: Handler> Server<H> {
                 conn.last_read = self.now;
                 self.counters.bytes_in(n);
                 full = n == buf.len();
-                if full {
+                // A short read means "drained", except when the peer's FIN came
+                // in with the last bytes: no edge will announce it, so come
+                // back next turn to read the 0 that says end of stream.
+                if full || conn.peer_closed {
                     self.mark_ready(id);
                 }
                 self.dispatch(id, &buf[..n]);

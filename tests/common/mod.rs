@@ -1,0 +1,117 @@
+//! Shared test helpers: start a server on 127.0.0.1:0, speak frames over
+//! plain blocking sockets. Every socket gets a read timeout, so a test that
+//! goes wrong fails instead of hanging.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use frameloop::{Config, Handler, RunningServer};
+
+/// How long any single blocking read in a test may wait.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn loopback_config() -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    }
+}
+
+pub fn start<H: Handler + Send + 'static>(config: Config, handler: H) -> RunningServer {
+    let _ = env_logger::builder().is_test(true).try_init();
+    frameloop::spawn(config, handler).expect("server starts")
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header)?;
+    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+pub fn echo(stream: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
+    stream.write_all(&frame(payload)).unwrap();
+    read_frame(stream).unwrap()
+}
+
+/// True once the peer closed: a read returns 0 or a reset (within the timeout).
+pub fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                return matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                );
+            }
+        }
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// A payload whose bytes depend on `tag` and position, so any mix-up shows.
+pub fn tagged(tag: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (tag as usize).wrapping_mul(31).wrapping_add(i * 7) as u8)
+        .collect()
+}
+
+/// Resident set size of this process, in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sets SO_LINGER to 0, so that dropping the socket sends a reset.
+pub fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid fd and a correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
