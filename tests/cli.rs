@@ -1,0 +1,128 @@
+//! The `frameloop` binary as a person uses it: errors are one line and exit 2.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn frameloop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_frameloop"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run frameloop")
+}
+
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(" INFO ")).collect();
+    assert_eq!(lines.len(), 1, "one line, got: {stderr}");
+    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Starts `frameloop serve ARGS --addr 127.0.0.1:0`; returns it and its address.
+pub fn serve(args: &[&str]) -> (Child, std::net::SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_frameloop"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn frameloop serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("listening on ").nth(1).map(|a| a.trim().parse().unwrap()))
+        .expect("a 'listening on' line");
+    std::thread::spawn(move || lines.for_each(drop)); // keep the pipe drained
+    (child, addr)
+}
+
+#[test]
+fn port_in_use_is_one_line_and_exit_code_2() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = frameloop(&["serve", "--addr", &addr]);
+    assert_one_line_error(&out, "address already in use");
+}
+
+#[test]
+fn unparsable_address_is_refused_with_exit_code_2() {
+    let out = frameloop(&["serve", "--addr", "localhost:nine"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'localhost:nine'"));
+}
+
+#[test]
+fn missing_key_file_is_one_line_and_exit_code_2() {
+    let out = frameloop(&["serve", "--addr", "127.0.0.1:0", "--key-file", "/nonexistent/key"]);
+    assert_one_line_error(&out, "cannot read key file /nonexistent/key");
+}
+
+#[test]
+fn short_key_is_refused_at_start_up() {
+    let path = std::env::temp_dir().join(format!("frameloop-short-{}", std::process::id()));
+    std::fs::write(&path, "too short\n").unwrap();
+    let out = frameloop(&["serve", "--addr", "127.0.0.1:0", "--key-file", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    assert_one_line_error(&out, "holds 9 bytes; an HMAC-SHA256 key needs at least 32");
+}
+
+#[test]
+fn keygen_prints_a_usable_key_and_client_authenticates_with_it() {
+    let out = frameloop(&["keygen"]);
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(key.trim_end().len(), 64);
+    let path = std::env::temp_dir().join(format!("frameloop-key-{}", std::process::id()));
+    std::fs::write(&path, &key).unwrap();
+    let key_path = path.to_str().unwrap();
+
+    let (mut server, addr) = serve(&["--key-file", key_path]);
+    let addr_text = addr.to_string();
+    let ok = frameloop(&["client", "--addr", &addr_text, "--key-file", key_path, "hello", "world"]);
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "hello\nworld\n");
+
+    let wrong = std::env::temp_dir().join(format!("frameloop-wrong-{}", std::process::id()));
+    std::fs::write(&wrong, "x".repeat(40)).unwrap();
+    let refused = frameloop(&["client", "--addr", &addr_text, "--key-file", wrong.to_str().unwrap(), "hi"]);
+    assert_one_line_error(&refused, "closed the connection during authentication: wrong key?");
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&wrong).unwrap();
+}
+
+#[test]
+fn sigterm_flushes_and_exits_zero_with_a_summary() {
+    let (mut server, addr) = serve(&[]);
+    let mut s = connect(addr);
+    assert_eq!(echo(&mut s, b"before"), b"before");
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert!(closed_by_server(&mut s));
+    let status = wait_with_limit(&mut server, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
