@@ -1,0 +1,232 @@
+//! Limits under load and abuse: backpressure, fairness, timeouts, the
+//! connection limit, the output cap. Each test fails without its mechanism.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use frameloop::{CloseReason, Config, ConnId, Ctx, Echo, Handler};
+
+const FRAME: usize = 64 * 1024;
+
+/// Frame `i` of the backpressure stream: its index, then a fill byte.
+fn numbered_frame(i: u32, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&(FRAME as u32).to_be_bytes());
+    buf.extend_from_slice(&i.to_be_bytes());
+    buf.resize(4 + FRAME, i as u8);
+}
+
+#[test]
+fn a_client_that_sends_a_gibibyte_without_reading_leaves_memory_flat() {
+    let server = start(loopback_config(), Echo);
+    let frames = (1u32 << 30) / FRAME as u32; // 1 GiB
+    let hog = connect(server.addr());
+    let mut hog_writer = hog.try_clone().unwrap();
+    let writing = std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(FRAME + 4);
+        for i in 0..frames {
+            numbered_frame(i, &mut buf);
+            hog_writer.write_all(&buf).unwrap();
+        }
+    });
+
+    // The hog fills every buffer on the way and the server stops reading it.
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_stalled = rss_kib();
+    std::thread::sleep(Duration::from_secs(1));
+    let growth = rss_kib().saturating_sub(rss_stalled);
+    assert!(growth < 16 * 1024, "server memory grew {growth} KiB while stalled");
+    assert!(!writing.is_finished(), "the server must have stopped reading");
+
+    // Others are served meanwhile.
+    let mut other = connect(server.addr());
+    for i in 0..100 {
+        let p = tagged(i, 100);
+        assert_eq!(echo(&mut other, &p), p);
+    }
+
+    // When it finally reads, every frame comes back, in order.
+    let mut reader = hog;
+    let mut got = vec![0u8; FRAME + 4];
+    let mut want = Vec::with_capacity(FRAME + 4);
+    for i in 0..frames {
+        reader.read_exact(&mut got).unwrap();
+        numbered_frame(i, &mut want);
+        assert!(got == want, "frame {i} differs");
+    }
+    writing.join().unwrap();
+    let peak_growth = rss_kib().saturating_sub(rss_stalled);
+    assert!(peak_growth < 16 * 1024, "memory grew {peak_growth} KiB overall");
+}
+
+#[test]
+fn one_streaming_connection_does_not_starve_a_hundred_ping_pong_clients() {
+    let server = start(loopback_config(), Echo);
+    let addr = server.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let streamer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut s = connect(addr);
+            let mut r = s.try_clone().unwrap();
+            let drain = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 20];
+                while r.read(&mut buf).is_ok_and(|n| n > 0) {}
+            });
+            let big = frame(&vec![1u8; 256 * 1024]);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if s.write_all(&big).is_err() {
+                    break;
+                }
+            }
+            drop(s);
+            let _ = drain.join();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+
+    let pingers: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut conns: Vec<TcpStream> = (0..25).map(|_| connect(addr)).collect();
+                let mut latencies = Vec::new();
+                for round in 0..40u32 {
+                    for (i, s) in conns.iter_mut().enumerate() {
+                        let p = tagged(t * 1000 + i as u32 + round, 32);
+                        let start = Instant::now();
+                        assert_eq!(echo(s, &p), p);
+                        latencies.push(start.elapsed());
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = pingers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    streamer.join().unwrap();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!("ping-pong p99 next to a streamer: {p99:?} over {} requests", latencies.len());
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_idle_timeout_and_a_chatty_one_is_not() {
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..loopback_config()
+    };
+    let server = start(config, Echo);
+    let mut silent = connect(server.addr());
+    let mut chatty = connect(server.addr());
+    let start = Instant::now();
+    for i in 0..12 {
+        assert_eq!(echo(&mut chatty, &[i]), [i]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(start.elapsed() > Duration::from_millis(1000));
+    assert!(closed_by_server(&mut silent));
+    assert_eq!(echo(&mut chatty, b"still"), b"still");
+    assert_eq!(server.stop().unwrap().closed(CloseReason::Idle), 1);
+}
+
+#[test]
+fn slowloris_sending_one_byte_at_a_time_is_closed_by_the_frame_timeout() {
+    let config = Config {
+        frame_timeout: Some(Duration::from_millis(400)),
+        ..loopback_config()
+    };
+    let server = start(config, Echo);
+    let mut slow = connect(server.addr());
+    let mut honest = connect(server.addr());
+    let wire = frame(&[b'z'; 100]);
+    let start = Instant::now();
+    let mut closed = false;
+    for byte in &wire {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        if start.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    assert!(closed || closed_by_server(&mut slow));
+    // Frames that complete in time are untouched, even when split.
+    let w = frame(b"split but prompt");
+    honest.write_all(&w[..5]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    honest.write_all(&w[5..]).unwrap();
+    assert_eq!(read_frame(&mut honest).unwrap(), b"split but prompt");
+    assert_eq!(server.stop().unwrap().closed(CloseReason::FrameTimeout), 1);
+}
+
+#[test]
+fn the_eleventh_connection_over_a_limit_of_ten_is_closed_and_a_freed_slot_is_reused() {
+    let config = Config {
+        max_connections: 10,
+        ..loopback_config()
+    };
+    let server = start(config, Echo);
+    let mut ten: Vec<_> = (0..10).map(|_| connect(server.addr())).collect();
+    for s in ten.iter_mut() {
+        assert_eq!(echo(s, b"in"), b"in");
+    }
+    let mut eleventh = connect(server.addr());
+    assert!(closed_by_server(&mut eleventh));
+    for s in ten.iter_mut() {
+        assert_eq!(echo(s, b"still in"), b"still in");
+    }
+    drop(ten.pop());
+    assert!(wait_until(Duration::from_secs(5), || server.handle().stats().active == 9));
+    let mut newcomer = connect(server.addr());
+    assert_eq!(echo(&mut newcomer, b"my turn"), b"my turn");
+    assert_eq!(server.stop().unwrap().closed(CloseReason::Limit), 1);
+}
+
+/// Sends every frame to connection 0 too (whoever connected first): a
+/// broadcast its reader did not ask for.
+#[derive(Default)]
+struct CopyToFirst {
+    first: Option<ConnId>,
+}
+
+impl Handler for CopyToFirst {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>) {
+        self.first.get_or_insert(ctx.id());
+    }
+    fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
+        if let Some(first) = self.first {
+            ctx.send_to(first, payload);
+        }
+        ctx.send(b"ok");
+    }
+}
+
+#[test]
+fn output_others_pile_on_a_reader_that_never_reads_disconnects_it_at_the_cap() {
+    let config = Config {
+        max_output: 1 << 20,
+        ..loopback_config()
+    };
+    let server = start(config, CopyToFirst::default());
+    let mut never_reads = connect(server.addr());
+    std::thread::sleep(Duration::from_millis(50));
+    let mut talker = connect(server.addr());
+    let payload = vec![b'x'; 32 * 1024];
+    for _ in 0..400 {
+        // 12.5 MiB in all: far past the socket buffers and the 1 MiB cap.
+        assert_eq!(echo(&mut talker, &payload), b"ok");
+    }
+    assert!(wait_until(Duration::from_secs(5), || {
+        server.handle().stats().closed(CloseReason::OutputCap) == 1
+    }));
+    assert!(closed_by_server(&mut never_reads));
+    assert_eq!(echo(&mut talker, b"fine"), b"ok");
+}
