@@ -52,10 +52,12 @@ fn wrong_key_gets_no_echo_and_a_closed_connection() {
 #[test]
 fn library_client_with_wrong_key_says_so_in_one_line() {
     let server = start(auth_config(), Echo);
-    let mut client = Client::connect_with_key(server.addr(), b"wrong-wrong-wrong-wrong-wrong-wrong").unwrap();
+    let mut client =
+        Client::connect_with_key(server.addr(), b"wrong-wrong-wrong-wrong-wrong-wrong").unwrap();
     let err = client.request(b"hi").unwrap_err();
     assert!(
-        err.to_string().contains("during authentication: wrong key?"),
+        err.to_string()
+            .contains("during authentication: wrong key?"),
         "{err}"
     );
 }
@@ -67,7 +69,11 @@ fn a_31_byte_answer_then_close_never_reaches_the_handler() {
     let c = challenge(&mut s);
     s.write_all(&auth::answer(KEY, &c)[..31]).unwrap();
     drop(s);
-    assert!(wait_until(Duration::from_secs(5), || server.handle().stats().active == 0));
+    assert!(wait_until(Duration::from_secs(5), || server
+        .handle()
+        .stats()
+        .active
+        == 0));
     let stats = server.stop().unwrap();
     assert_eq!(stats.frames, 0);
     assert_eq!(stats.closed(CloseReason::Eof), 1);
@@ -93,7 +99,10 @@ fn silence_is_closed_after_the_handshake_timeout() {
     let start = Instant::now();
     assert!(closed_by_server(&mut s));
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(400), "closed too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed too early: {waited:?}"
+    );
     let stats = server.stop().unwrap();
     assert_eq!(stats.closed(CloseReason::HandshakeTimeout), 1);
 }

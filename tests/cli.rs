@@ -39,7 +39,11 @@ pub fn serve(args: &[&str]) -> (Child, std::net::SocketAddr) {
     let addr = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| l.split("listening on ").nth(1).map(|a| a.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.split("listening on ")
+                .nth(1)
+                .map(|a| a.trim().parse().unwrap())
+        })
         .expect("a 'listening on' line");
     std::thread::spawn(move || lines.for_each(drop)); // keep the pipe drained
     (child, addr)
@@ -62,7 +66,13 @@ fn unparsable_address_is_refused_with_exit_code_2() {
 
 #[test]
 fn missing_key_file_is_one_line_and_exit_code_2() {
-    let out = frameloop(&["serve", "--addr", "127.0.0.1:0", "--key-file", "/nonexistent/key"]);
+    let out = frameloop(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--key-file",
+        "/nonexistent/key",
+    ]);
     assert_one_line_error(&out, "cannot read key file /nonexistent/key");
 }
 
@@ -70,7 +80,13 @@ fn missing_key_file_is_one_line_and_exit_code_2() {
 fn short_key_is_refused_at_start_up() {
     let path = std::env::temp_dir().join(format!("frameloop-short-{}", std::process::id()));
     std::fs::write(&path, "too short\n").unwrap();
-    let out = frameloop(&["serve", "--addr", "127.0.0.1:0", "--key-file", path.to_str().unwrap()]);
+    let out = frameloop(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--key-file",
+        path.to_str().unwrap(),
+    ]);
     std::fs::remove_file(&path).unwrap();
     assert_one_line_error(&out, "holds 9 bytes; an HMAC-SHA256 key needs at least 32");
 }
@@ -87,13 +103,31 @@ fn keygen_prints_a_usable_key_and_client_authenticates_with_it() {
 
     let (mut server, addr) = serve(&["--key-file", key_path]);
     let addr_text = addr.to_string();
-    let ok = frameloop(&["client", "--addr", &addr_text, "--key-file", key_path, "hello", "world"]);
+    let ok = frameloop(&[
+        "client",
+        "--addr",
+        &addr_text,
+        "--key-file",
+        key_path,
+        "hello",
+        "world",
+    ]);
     assert_eq!(String::from_utf8_lossy(&ok.stdout), "hello\nworld\n");
 
     let wrong = std::env::temp_dir().join(format!("frameloop-wrong-{}", std::process::id()));
     std::fs::write(&wrong, "x".repeat(40)).unwrap();
-    let refused = frameloop(&["client", "--addr", &addr_text, "--key-file", wrong.to_str().unwrap(), "hi"]);
-    assert_one_line_error(&refused, "closed the connection during authentication: wrong key?");
+    let refused = frameloop(&[
+        "client",
+        "--addr",
+        &addr_text,
+        "--key-file",
+        wrong.to_str().unwrap(),
+        "hi",
+    ]);
+    assert_one_line_error(
+        &refused,
+        "closed the connection during authentication: wrong key?",
+    );
 
     server.kill().unwrap();
     server.wait().unwrap();

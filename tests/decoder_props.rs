@@ -1,6 +1,6 @@
 //! Properties of the frame decoder, over inputs proptest makes up.
 
-use frameloop::frame::{FrameDecoder, Flow, HEADER_LEN, encode_into};
+use frameloop::frame::{Flow, FrameDecoder, HEADER_LEN, encode_into};
 use proptest::prelude::*;
 
 /// Feeds `wire` cut at `cuts`; returns the frames or the error.

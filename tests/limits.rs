@@ -39,8 +39,14 @@ fn a_client_that_sends_a_gibibyte_without_reading_leaves_memory_flat() {
     let rss_stalled = rss_kib();
     std::thread::sleep(Duration::from_secs(1));
     let growth = rss_kib().saturating_sub(rss_stalled);
-    assert!(growth < 16 * 1024, "server memory grew {growth} KiB while stalled");
-    assert!(!writing.is_finished(), "the server must have stopped reading");
+    assert!(
+        growth < 16 * 1024,
+        "server memory grew {growth} KiB while stalled"
+    );
+    assert!(
+        !writing.is_finished(),
+        "the server must have stopped reading"
+    );
 
     // Others are served meanwhile.
     let mut other = connect(server.addr());
@@ -60,7 +66,10 @@ fn a_client_that_sends_a_gibibyte_without_reading_leaves_memory_flat() {
     }
     writing.join().unwrap();
     let peak_growth = rss_kib().saturating_sub(rss_stalled);
-    assert!(peak_growth < 16 * 1024, "memory grew {peak_growth} KiB overall");
+    assert!(
+        peak_growth < 16 * 1024,
+        "memory grew {peak_growth} KiB overall"
+    );
 }
 
 #[test]
@@ -106,12 +115,18 @@ fn one_streaming_connection_does_not_starve_a_hundred_ping_pong_clients() {
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = pingers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+    let mut latencies: Vec<Duration> = pingers
+        .into_iter()
+        .flat_map(|p| p.join().unwrap())
+        .collect();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     streamer.join().unwrap();
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
-    eprintln!("ping-pong p99 next to a streamer: {p99:?} over {} requests", latencies.len());
+    eprintln!(
+        "ping-pong p99 next to a streamer: {p99:?} over {} requests",
+        latencies.len()
+    );
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
 }
 
@@ -184,7 +199,11 @@ fn the_eleventh_connection_over_a_limit_of_ten_is_closed_and_a_freed_slot_is_reu
         assert_eq!(echo(s, b"still in"), b"still in");
     }
     drop(ten.pop());
-    assert!(wait_until(Duration::from_secs(5), || server.handle().stats().active == 9));
+    assert!(wait_until(Duration::from_secs(5), || server
+        .handle()
+        .stats()
+        .active
+        == 9));
     let mut newcomer = connect(server.addr());
     assert_eq!(echo(&mut newcomer, b"my turn"), b"my turn");
     assert_eq!(server.stop().unwrap().closed(CloseReason::Limit), 1);

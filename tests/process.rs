@@ -39,7 +39,11 @@ fn serve(prefix: &[&str], args: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<S
     });
     let addr = rx
         .iter()
-        .find_map(|l| l.split("listening on ").nth(1).map(|a| a.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.split("listening on ")
+                .nth(1)
+                .map(|a| a.trim().parse().unwrap())
+        })
         .expect("a 'listening on' line");
     (child, addr, rx)
 }
@@ -88,13 +92,24 @@ fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
         let want: Vec<u8> = (0..FRAMES)
             .flat_map(|n| frame(&tagged(i as u32 * FRAMES + n, 200)))
             .collect();
-        assert!(want.starts_with(&got), "client {i}: echo differs from what it sent");
-        assert_eq!(got.len() % want.len().div_ceil(FRAMES as usize), 0, "client {i}: a partial echo");
+        assert!(
+            want.starts_with(&got),
+            "client {i}: echo differs from what it sent"
+        );
+        assert_eq!(
+            got.len() % want.len().div_ceil(FRAMES as usize),
+            0,
+            "client {i}: a partial echo"
+        );
         echoed += (got.len() / (want.len() / FRAMES as usize)) as u64;
     }
     let status = wait_with_limit(&mut server, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
-    assert!(start.elapsed() < Duration::from_secs(6), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        start.elapsed()
+    );
     let summary = lines
         .iter()
         .find(|l| l.starts_with("summary:"))
@@ -105,8 +120,15 @@ fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .expect("frames in the summary");
-    assert_eq!(frames, echoed, "every frame the server read was echoed: {summary}");
-    assert_eq!(echoed, 1000 * FRAMES as u64, "every frame sent before the signal arrived");
+    assert_eq!(
+        frames, echoed,
+        "every frame the server read was echoed: {summary}"
+    );
+    assert_eq!(
+        echoed,
+        1000 * FRAMES as u64,
+        "every frame sent before the signal arrived"
+    );
 }
 
 #[test]
@@ -124,7 +146,8 @@ fn out_of_file_descriptors_the_server_neither_spins_nor_stalls() {
     let mut served = Vec::new();
     let mut waiting = Vec::new();
     for (i, mut s) in clients.into_iter().enumerate() {
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         match read_frame(&mut s) {
             Ok(p) => {
                 assert_eq!(p, tagged(i as u32, 16));
@@ -133,13 +156,21 @@ fn out_of_file_descriptors_the_server_neither_spins_nor_stalls() {
             Err(_) => waiting.push((i, s)),
         }
     }
-    assert!(!served.is_empty() && !waiting.is_empty(), "{} served, {} waiting", served.len(), waiting.len());
+    assert!(
+        !served.is_empty() && !waiting.is_empty(),
+        "{} served, {} waiting",
+        served.len(),
+        waiting.len()
+    );
 
     // Saturated: the server must not burn CPU retrying accept.
     let before = cpu_ticks(server.id());
     std::thread::sleep(Duration::from_secs(1));
     let used = cpu_ticks(server.id()) - before;
-    assert!(used <= 10, "server used {used} ticks (of 100 per second) while saturated");
+    assert!(
+        used <= 10,
+        "server used {used} ticks (of 100 per second) while saturated"
+    );
 
     // Existing connections are still served.
     for s in served.iter_mut() {

@@ -12,7 +12,13 @@ use frameloop::{CloseReason, Codec, Config, Echo, Upper};
 #[test]
 fn payloads_of_0_1_70000_bytes_and_exactly_the_maximum_echo_exactly() {
     let max = 200_000;
-    let server = start(Config { max_frame: max, ..loopback_config() }, Echo);
+    let server = start(
+        Config {
+            max_frame: max,
+            ..loopback_config()
+        },
+        Echo,
+    );
     let mut s = connect(server.addr());
     for len in [0, 1, 70_000, max] {
         let payload = tagged(len as u32, len);
@@ -23,13 +29,24 @@ fn payloads_of_0_1_70000_bytes_and_exactly_the_maximum_echo_exactly() {
 #[test]
 fn maximum_plus_one_closes_only_that_connection() {
     let max = 1000;
-    let server = start(Config { max_frame: max, ..loopback_config() }, Echo);
+    let server = start(
+        Config {
+            max_frame: max,
+            ..loopback_config()
+        },
+        Echo,
+    );
     let mut bystander = connect(server.addr());
     assert_eq!(echo(&mut bystander, b"before"), b"before");
 
     let mut offender = connect(server.addr());
-    offender.write_all(&((max + 1) as u32).to_be_bytes()).unwrap();
-    assert!(closed_by_server(&mut offender), "oversized header must close");
+    offender
+        .write_all(&((max + 1) as u32).to_be_bytes())
+        .unwrap();
+    assert!(
+        closed_by_server(&mut offender),
+        "oversized header must close"
+    );
 
     assert_eq!(echo(&mut bystander, b"after"), b"after");
     let stats = server.stop().unwrap();
@@ -42,7 +59,10 @@ fn header_declaring_four_gigabytes_closes_at_once_without_allocating_it() {
     let mut s = connect(server.addr());
     s.write_all(&0xFFFF_FFF0u32.to_be_bytes()).unwrap();
     assert!(closed_by_server(&mut s));
-    assert_eq!(echo(&mut connect(server.addr()), b"still here"), b"still here");
+    assert_eq!(
+        echo(&mut connect(server.addr()), b"still here"),
+        b"still here"
+    );
 }
 
 #[test]
@@ -69,7 +89,8 @@ fn a_frame_sent_one_byte_at_a_time_echoes_once_whole() {
         std::thread::sleep(Duration::from_micros(200));
     }
     assert_eq!(read_frame(&mut s).unwrap(), payload);
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     assert!(s.read(&mut [0u8; 1]).is_err(), "exactly one reply");
 }
 
@@ -132,14 +153,21 @@ fn a_peer_that_resets_mid_reply_does_not_disturb_others() {
         drop(rude);
         assert_eq!(echo(&mut steady, b"two"), b"two");
     }
-    assert!(wait_until(Duration::from_secs(5), || server.handle().stats().active == 1));
+    assert!(wait_until(Duration::from_secs(5), || server
+        .handle()
+        .stats()
+        .active
+        == 1));
     let stats = server.stop().unwrap();
     assert_eq!(stats.closed(CloseReason::Reset), 5);
 }
 
 #[test]
 fn raw_upper_mode_serves_the_notes_client_unchanged() {
-    let config = Config { codec: Codec::Raw, ..loopback_config() };
+    let config = Config {
+        codec: Codec::Raw,
+        ..loopback_config()
+    };
     let server = start(config, Upper);
     // The notes' client: sk.send(b'hello'); msg = sk.recv(1024)
     let mut sk = connect(server.addr());
@@ -166,7 +194,11 @@ fn library_client_round_trips_and_reports_the_counters() {
     let mut client = frameloop::Client::connect(server.addr()).unwrap();
     assert_eq!(client.request(b"ping").unwrap(), b"ping");
     drop(client);
-    assert!(wait_until(Duration::from_secs(5), || server.handle().stats().active == 0));
+    assert!(wait_until(Duration::from_secs(5), || server
+        .handle()
+        .stats()
+        .active
+        == 0));
     let stats = server.stop().unwrap();
     assert_eq!((stats.accepted, stats.frames), (1, 1));
     assert_eq!(stats.bytes_in, 8);
