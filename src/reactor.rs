@@ -271,6 +271,7 @@ impl<H: Handler> Server<H> {
                         warn!("accept failed: {e}; pausing accepts for {ACCEPT_RETRY:?}");
                     }
                     self.accept_retry_at = Some(self.now + ACCEPT_RETRY);
+                    self.counters.accept_paused();
                     return;
                 }
             }
@@ -376,6 +377,9 @@ impl<H: Handler> Server<H> {
                 // A short read means "drained", except when the peer's FIN came
                 // in with the last bytes: no edge will announce it, so come
                 // back next turn to read the 0 that says end of stream.
+                if full {
+                    self.counters.deferred();
+                }
                 if full || conn.peer_closed {
                     self.mark_ready(id);
                 }
@@ -569,6 +573,7 @@ impl<H: Handler> Server<H> {
         if !conn.paused && pending > self.config.high_water {
             debug!("{}: {pending} bytes unsent; pausing reads", conn.peer);
             conn.paused = true;
+            self.counters.read_paused();
         } else if conn.paused && pending < self.config.low_water {
             debug!(
                 "{}: output drained to {pending} bytes; resuming reads",

@@ -89,6 +89,9 @@ pub(crate) struct Counters {
     bytes_out: AtomicU64,
     datagrams: AtomicU64,
     datagrams_dropped: AtomicU64,
+    read_pauses: AtomicU64,
+    fairness_deferrals: AtomicU64,
+    accept_pauses: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
 }
 
@@ -118,6 +121,19 @@ impl Counters {
         }
     }
 
+    /// Reading a connection paused for backpressure.
+    pub fn read_paused(&self) {
+        self.read_pauses.fetch_add(1, Relaxed);
+    }
+    /// A connection's input was left for the next turn (fairness cap).
+    pub fn deferred(&self) {
+        self.fairness_deferrals.fetch_add(1, Relaxed);
+    }
+    /// Accepting paused after an `accept` error (out of descriptors).
+    pub fn accept_paused(&self) {
+        self.accept_pauses.fetch_add(1, Relaxed);
+    }
+
     pub fn snapshot(&self) -> Stats {
         Stats {
             accepted: self.accepted.load(Relaxed),
@@ -127,6 +143,9 @@ impl Counters {
             bytes_out: self.bytes_out.load(Relaxed),
             datagrams: self.datagrams.load(Relaxed),
             datagrams_dropped: self.datagrams_dropped.load(Relaxed),
+            read_pauses: self.read_pauses.load(Relaxed),
+            fairness_deferrals: self.fairness_deferrals.load(Relaxed),
+            accept_pauses: self.accept_pauses.load(Relaxed),
             closed: std::array::from_fn(|i| self.closed[i].load(Relaxed)),
         }
     }
@@ -149,6 +168,12 @@ pub struct Stats {
     pub datagrams: u64,
     /// UDP replies dropped because the socket would block.
     pub datagrams_dropped: u64,
+    /// Times reading a connection paused because its output passed high-water.
+    pub read_pauses: u64,
+    /// Times a connection's remaining input waited a turn (fairness cap).
+    pub fairness_deferrals: u64,
+    /// Times accepting paused after an error such as EMFILE.
+    pub accept_pauses: u64,
     closed: [u64; CloseReason::ALL.len()],
 }
 
@@ -173,6 +198,11 @@ impl fmt::Display for Stats {
                 self.datagrams, self.datagrams_dropped
             )?;
         }
+        write!(
+            f,
+            "; read pauses {} fairness deferrals {} accept pauses {}",
+            self.read_pauses, self.fairness_deferrals, self.accept_pauses
+        )?;
         f.write_str("; closed:")?;
         for reason in CloseReason::ALL {
             write!(f, " {} {}", reason, self.closed(reason))?;

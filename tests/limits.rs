@@ -70,6 +70,7 @@ fn a_client_that_sends_a_gibibyte_without_reading_leaves_memory_flat() {
         peak_growth < 16 * 1024,
         "memory grew {peak_growth} KiB overall"
     );
+    assert!(server.stop().unwrap().read_pauses > 0);
 }
 
 #[test]
@@ -128,6 +129,7 @@ fn one_streaming_connection_does_not_starve_a_hundred_ping_pong_clients() {
         latencies.len()
     );
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    assert!(server.stop().unwrap().fairness_deferrals > 0);
 }
 
 #[test]

@@ -134,7 +134,7 @@ fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
 #[test]
 fn out_of_file_descriptors_the_server_neither_spins_nor_stalls() {
     // 48 descriptors: ~10 for the process itself, the rest for connections.
-    let (mut server, addr, _lines) = serve(
+    let (mut server, addr, lines) = serve(
         &["prlimit", "--nofile=48:48"],
         &["--max-connections", "1000"],
     );
@@ -183,6 +183,21 @@ fn out_of_file_descriptors_the_server_neither_spins_nor_stalls() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(read_frame(s).unwrap(), tagged(*i as u32, 16), "client {i}");
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        wait_with_limit(&mut server, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("summary:"))
+        .expect("a summary");
+    let pauses: u64 = summary
+        .split("accept pauses ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("accept pauses in the summary");
+    assert!(pauses > 0, "{summary}");
 }
