@@ -177,9 +177,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         signal_hook::consts::SIGTERM,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // First signal: graceful shutdown. Second: the person means it; exit now.
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        let mut received = signals.forever();
+        if received.next().is_some() {
             handle.shutdown();
+        }
+        if received.next().is_some() {
+            eprintln!("frameloop: second signal; exiting without flushing");
+            std::process::exit(130);
         }
     });
     let stats = server
