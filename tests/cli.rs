@@ -2,9 +2,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
@@ -24,29 +23,6 @@ fn assert_one_line_error(out: &Output, needle: &str) {
     assert_eq!(lines.len(), 1, "one line, got: {stderr}");
     assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
     assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-/// Starts `frameloop serve ARGS --addr 127.0.0.1:0`; returns it and its address.
-pub fn serve(args: &[&str]) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_frameloop"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn frameloop serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("listening on ")
-                .nth(1)
-                .map(|a| a.trim().parse().unwrap())
-        })
-        .expect("a 'listening on' line");
-    std::thread::spawn(move || lines.for_each(drop)); // keep the pipe drained
-    (child, addr)
 }
 
 #[test]
@@ -101,7 +77,7 @@ fn keygen_prints_a_usable_key_and_client_authenticates_with_it() {
     std::fs::write(&path, &key).unwrap();
     let key_path = path.to_str().unwrap();
 
-    let (mut server, addr) = serve(&["--key-file", key_path]);
+    let (mut server, addr, _lines) = serve_process(&[], &["--key-file", key_path]);
     let addr_text = addr.to_string();
     let ok = frameloop(&[
         "client",
@@ -137,7 +113,7 @@ fn keygen_prints_a_usable_key_and_client_authenticates_with_it() {
 
 #[test]
 fn sigterm_flushes_and_exits_zero_with_a_summary() {
-    let (mut server, addr) = serve(&[]);
+    let (mut server, addr, _lines) = serve_process(&[], &[]);
     let mut s = connect(addr);
     assert_eq!(echo(&mut s, b"before"), b"before");
     // SAFETY: sending a signal to our own child.
@@ -145,18 +121,4 @@ fn sigterm_flushes_and_exits_zero_with_a_summary() {
     assert!(closed_by_server(&mut s));
     let status = wait_with_limit(&mut server, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
-}
-
-pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("process did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

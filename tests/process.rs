@@ -3,64 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Starts `frameloop serve` (optionally under `prlimit`), returns the child,
-/// its address, and a channel of its stderr lines.
-fn serve(prefix: &[&str], args: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
-    let bin = env!("CARGO_BIN_EXE_frameloop");
-    let mut command = match prefix.split_first() {
-        Some((program, rest)) => {
-            let mut c = Command::new(program);
-            c.args(rest).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    let mut child = command
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn frameloop serve");
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = rx
-        .iter()
-        .find_map(|l| {
-            l.split("listening on ")
-                .nth(1)
-                .map(|a| a.trim().parse().unwrap())
-        })
-        .expect("a 'listening on' line");
-    (child, addr, rx)
-}
-
-fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("process did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// CPU time (user + system) the process used, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -72,7 +19,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
-    let (mut server, addr, lines) = serve(&[], &["--shutdown-timeout", "5s"]);
+    let (mut server, addr, lines) = serve_process(&[], &["--shutdown-timeout", "5s"]);
     const FRAMES: u32 = 20;
     let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(addr)).collect();
     for (i, s) in clients.iter_mut().enumerate() {
@@ -134,7 +81,7 @@ fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
 #[test]
 fn out_of_file_descriptors_the_server_neither_spins_nor_stalls() {
     // 48 descriptors: ~10 for the process itself, the rest for connections.
-    let (mut server, addr, lines) = serve(
+    let (mut server, addr, lines) = serve_process(
         &["prlimit", "--nofile=48:48"],
         &["--max-connections", "1000"],
     );

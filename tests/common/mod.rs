@@ -3,8 +3,10 @@
 //! goes wrong fails instead of hanging.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use frameloop::{Config, Handler, RunningServer};
@@ -114,4 +116,58 @@ pub fn reset_on_close(stream: &TcpStream) {
         )
     };
     assert_eq!(rc, 0);
+}
+
+/// Starts `frameloop serve` (optionally under `prlimit`), returns the child,
+/// its address, and a channel of its stderr lines.
+pub fn serve_process(
+    prefix: &[&str],
+    args: &[&str],
+) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let bin = env!("CARGO_BIN_EXE_frameloop");
+    let mut command = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn frameloop serve");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = rx
+        .iter()
+        .find_map(|l| {
+            l.split("listening on ")
+                .nth(1)
+                .map(|a| a.trim().parse().unwrap())
+        })
+        .expect("a 'listening on' line");
+    (child, addr, rx)
+}
+
+pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
