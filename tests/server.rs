@@ -204,3 +204,18 @@ fn library_client_round_trips_and_reports_the_counters() {
     assert_eq!(stats.bytes_in, 8);
     assert_eq!(stats.bytes_out, 8);
 }
+
+#[test]
+fn serves_ipv6_loopback_too() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine; skipped");
+        return;
+    }
+    let config = Config {
+        addr: "[::1]:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let server = start(config, Echo);
+    assert!(server.addr().is_ipv6());
+    assert_eq!(echo(&mut connect(server.addr()), b"v6"), b"v6");
+}
