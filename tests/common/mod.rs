@@ -171,3 +171,13 @@ pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::Exit
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs `python3 examples/python/SCRIPT ARGS`; fails loudly if python3 is missing.
+pub fn python(script: &str, args: &[&str]) -> std::process::Output {
+    let path = format!("{}/examples/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is needed for this test (.ci/run installs it): {e}"))
+}
