@@ -37,6 +37,7 @@
 //! Read `ARCHITECTURE.md` for the map of the code and the life of one frame.
 
 pub mod auth;
+pub mod bench;
 mod chat;
 pub mod client;
 pub mod config;

@@ -1,0 +1,712 @@
+//! The load generator behind `frameloop bench`: many concurrent echo clients.
+//!
+//! This module owns the client side of a benchmark: connecting (and
+//! authenticating), keeping `depth` requests in flight per connection or
+//! sending at a fixed rate, checking every echoed byte, and measuring latency
+//! into an HdrHistogram. It never shares code paths with the server's loop,
+//! so a bug in one cannot hide in the other.
+//!
+//! Each thread runs its own `mio::Poll` over its share of the connections.
+//! Closed loop (the default): each connection keeps `depth` requests in
+//! flight; when replies arrive it reads all that is there, checks them, and
+//! sends the replacements in one write. Open loop (`rate`): every connection
+//! sends on a fixed schedule whether or not replies came back, and latency is
+//! measured from the *scheduled* send time, so a stalled server shows up as
+//! latency instead of hiding as fewer requests (no coordinated omission).
+//!
+//! Every payload is derived from its connection id and sequence number:
+//!
+//! ```text
+//! +--------------+----------------------+--------------------------------+
+//! | conn id: u32 | sequence: u64        | filler: f(id, seq, i)           |
+//! +--------------+----------------------+--------------------------------+
+//!  (cut to `size` bytes; framed with the usual 4-byte length unless raw)
+//! ```
+//! so any byte out of place is a mismatch, whatever the server did.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::{CHALLENGE_LEN, Codec, Config, fd_soft_limit};
+use crate::frame::HEADER_LEN;
+use crate::{Echo, auth};
+
+/// What to run. `Default` is `frameloop bench` with no flags.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Server to load; `None` starts an embedded echo server on 127.0.0.1:0.
+    pub addr: Option<SocketAddr>,
+    pub connections: usize,
+    /// Payload bytes per request.
+    pub size: usize,
+    /// Requests in flight per connection (closed loop).
+    pub depth: usize,
+    pub duration: Duration,
+    /// Run this long before measuring (connections warm up, caches fill).
+    pub warmup: Duration,
+    pub threads: usize,
+    pub codec: Codec,
+    /// Answer the server's HMAC challenge with this key.
+    pub key: Option<Vec<u8>>,
+    /// Open loop: total requests per second over all connections.
+    pub rate: Option<f64>,
+    /// Print a progress line to stderr every second.
+    pub progress: bool,
+}
+
+impl Default for BenchConfig {
+    fn default() -> BenchConfig {
+        BenchConfig {
+            addr: None,
+            connections: 100,
+            size: 64,
+            depth: 1,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            threads: 1,
+            codec: Codec::Frame,
+            key: None,
+            rate: None,
+            progress: true,
+        }
+    }
+}
+
+/// Why a benchmark could not run at all.
+#[derive(Debug)]
+pub enum BenchError {
+    /// Not enough file descriptors for the connections asked for.
+    FdLimit { needed: u64, limit: u64 },
+    /// A flag combination that cannot work.
+    Invalid(String),
+    /// The embedded server or the poller could not start.
+    Setup(String),
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::FdLimit { needed, limit } => write!(
+                f,
+                "this run needs about {needed} file descriptors but the limit is {limit}; \
+                 raise it (ulimit -n {needed}) or use fewer --connections"
+            ),
+            BenchError::Invalid(why) | BenchError::Setup(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+/// Failures, counted by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Errors {
+    /// Connections that could not be opened (or authenticated).
+    pub connect: u64,
+    /// Replies whose bytes differ from the request.
+    pub mismatch: u64,
+    /// Connections the server closed with replies still owed.
+    pub short_reply: u64,
+    /// Resets, broken pipes and other socket errors.
+    pub reset: u64,
+}
+
+impl Errors {
+    fn add(&mut self, other: Errors) {
+        self.connect += other.connect;
+        self.mismatch += other.mismatch;
+        self.short_reply += other.short_reply;
+        self.reset += other.reset;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.connect + self.mismatch + self.short_reply + self.reset
+    }
+}
+
+/// What a benchmark measured (the measured window only, warm-up excluded).
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub connections: usize,
+    pub size: usize,
+    pub depth: usize,
+    pub threads: usize,
+    pub rate: Option<f64>,
+    pub seconds: f64,
+    /// Replies received and checked.
+    pub messages: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Latency percentiles in microseconds: p50, p90, p99, p99.9, max.
+    pub latency_us: [f64; 5],
+    pub errors: Errors,
+}
+
+impl Report {
+    pub fn msgs_per_sec(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        let [p50, p90, p99, p999, max] = self.latency_us;
+        format!(
+            concat!(
+                "{{\"connections\":{},\"size\":{},\"depth\":{},\"threads\":{},\"rate\":{},",
+                "\"seconds\":{:.3},\"messages\":{},\"msgs_per_sec\":{:.1},",
+                "\"mb_per_sec_sent\":{:.3},\"mb_per_sec_received\":{:.3},",
+                "\"latency_us\":{{\"p50\":{:.1},\"p90\":{:.1},\"p99\":{:.1},\"p99_9\":{:.1},\"max\":{:.1}}},",
+                "\"errors\":{{\"connect\":{},\"mismatch\":{},\"short_reply\":{},\"reset\":{}}}}}"
+            ),
+            self.connections,
+            self.size,
+            self.depth,
+            self.threads,
+            self.rate.map_or("null".to_string(), |r| format!("{r}")),
+            self.seconds,
+            self.messages,
+            self.msgs_per_sec(),
+            self.bytes_sent as f64 / self.seconds / 1e6,
+            self.bytes_received as f64 / self.seconds / 1e6,
+            p50,
+            p90,
+            p99,
+            p999,
+            max,
+            self.errors.connect,
+            self.errors.mismatch,
+            self.errors.short_reply,
+            self.errors.reset,
+        )
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [p50, p90, p99, p999, max] = self.latency_us;
+        let mode = match self.rate {
+            Some(rate) => format!("open loop at {rate} msgs/s"),
+            None => format!("depth {}", self.depth),
+        };
+        writeln!(
+            f,
+            "{} connections, {}-byte payloads, {mode}, {} thread(s), {:.1} s measured",
+            self.connections, self.size, self.threads, self.seconds
+        )?;
+        writeln!(f, "  msgs/s        {:>12.0}", self.msgs_per_sec())?;
+        writeln!(
+            f,
+            "  MB/s sent     {:>12.2}",
+            self.bytes_sent as f64 / self.seconds / 1e6
+        )?;
+        writeln!(
+            f,
+            "  MB/s received {:>12.2}",
+            self.bytes_received as f64 / self.seconds / 1e6
+        )?;
+        writeln!(
+            f,
+            "  latency us    p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  p99.9 {p999:.1}  max {max:.1}"
+        )?;
+        let e = self.errors;
+        write!(
+            f,
+            "  errors        connect {}  mismatch {}  short reply {}  reset {}",
+            e.connect, e.mismatch, e.short_reply, e.reset
+        )
+    }
+}
+
+/// Runs a benchmark to completion.
+pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
+    validate(config)?;
+    let embedded = match config.addr {
+        Some(_) => None,
+        None => Some(start_embedded(config)?),
+    };
+    let addr = match (&embedded, config.addr) {
+        (Some(server), _) => server.addr(),
+        (None, Some(addr)) => addr,
+        (None, None) => unreachable!("an address or an embedded server"),
+    };
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let measure_from = start + config.warmup;
+    let end = measure_from + config.duration;
+
+    let workers: Vec<_> = (0..config.threads)
+        .map(|t| {
+            let mine = share(config.connections, config.threads, t);
+            let first_id = (0..t)
+                .map(|u| share(config.connections, config.threads, u))
+                .sum::<usize>();
+            let worker = Worker::new(config, addr, first_id, mine, measure_from, end);
+            let (received, stop) = (received.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("bench-{t}"))
+                .spawn(move || worker.and_then(|w| w.run(&received, &stop)))
+                .map_err(|e| BenchError::Setup(format!("cannot start a thread: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+
+    if config.progress {
+        report_progress(&received, start, end, &workers);
+    }
+    let mut histogram = new_histogram();
+    let mut totals = Totals::default();
+    for worker in workers {
+        let result = worker
+            .join()
+            .map_err(|_| BenchError::Setup("a benchmark thread panicked".into()))?;
+        let done = result.map_err(|e| BenchError::Setup(e.to_string()))?;
+        histogram
+            .add(&done.histogram)
+            .map_err(|e| BenchError::Setup(format!("merging histograms: {e}")))?;
+        totals.add(&done.totals);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(embedded);
+    let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Report {
+        connections: config.connections,
+        size: config.size,
+        depth: config.depth,
+        threads: config.threads,
+        rate: config.rate,
+        seconds: config.duration.as_secs_f64(),
+        messages: totals.messages,
+        bytes_sent: totals.bytes_sent,
+        bytes_received: totals.bytes_received,
+        latency_us: [
+            us(0.5),
+            us(0.9),
+            us(0.99),
+            us(0.999),
+            histogram.max() as f64 / 1000.0,
+        ],
+        errors: totals.errors,
+    })
+}
+
+fn validate(config: &BenchConfig) -> Result<(), BenchError> {
+    if config.connections == 0 || config.threads == 0 || config.depth == 0 {
+        return Err(BenchError::Invalid(
+            "--connections, --threads and --depth must be at least 1".into(),
+        ));
+    }
+    if config.threads > config.connections {
+        return Err(BenchError::Invalid(
+            "--threads must not exceed --connections".into(),
+        ));
+    }
+    if config.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(BenchError::Invalid(
+            "--rate must be a positive number".into(),
+        ));
+    }
+    if config.duration.is_zero() {
+        return Err(BenchError::Invalid("--duration must be above zero".into()));
+    }
+    // Each connection is one descriptor here, and one more in an embedded
+    // server; 64 more for the process itself.
+    let per_connection = if config.addr.is_none() { 2 } else { 1 };
+    let needed = config.connections as u64 * per_connection + 64;
+    match fd_soft_limit() {
+        Some(limit) if limit < needed => Err(BenchError::FdLimit { needed, limit }),
+        _ => Ok(()),
+    }
+}
+
+fn start_embedded(config: &BenchConfig) -> Result<crate::RunningServer, BenchError> {
+    let server_config = Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        codec: config.codec,
+        key: config.key.clone(),
+        max_frame: config.size.max(crate::frame::DEFAULT_MAX_FRAME),
+        max_connections: config.connections + 16,
+        ..Config::default()
+    };
+    crate::spawn(server_config, Echo).map_err(|e| BenchError::Setup(e.to_string()))
+}
+
+/// Connections of thread `t` when `n` are spread over `threads`.
+fn share(n: usize, threads: usize, t: usize) -> usize {
+    n / threads + usize::from(t < n % threads)
+}
+
+/// One progress line a second until the run ends.
+fn report_progress<T>(
+    received: &AtomicU64,
+    start: Instant,
+    end: Instant,
+    workers: &[std::thread::JoinHandle<T>],
+) {
+    let mut last = 0;
+    while Instant::now() < end && !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(
+            Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())),
+        );
+        let now = received.load(Ordering::Relaxed);
+        eprintln!(
+            "[{:>4.0}s] {:>10} msgs/s",
+            start.elapsed().as_secs_f64(),
+            now - last
+        );
+        last = now;
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 ns to 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|_| unreachable!())
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    messages: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    errors: Errors,
+}
+
+impl Totals {
+    fn add(&mut self, other: &Totals) {
+        self.messages += other.messages;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.errors.add(other.errors);
+    }
+}
+
+/// The bytes of request `seq` on connection `id`, cut to `size`.
+fn payload_into(out: &mut Vec<u8>, id: u32, seq: u64, size: usize) {
+    out.extend_from_slice(&id.to_be_bytes()[..size.min(4)]);
+    if size > 4 {
+        out.extend_from_slice(&seq.to_be_bytes()[..(size - 4).min(8)]);
+    }
+    let seed = (id as u64)
+        .wrapping_mul(131)
+        .wrapping_add(seq.wrapping_mul(31));
+    out.extend((12..size).map(|i| seed.wrapping_add(i as u64) as u8));
+}
+
+/// One benchmark connection.
+struct Conn {
+    stream: TcpStream,
+    id: u32,
+    /// Next sequence number to send, and the next one expected back.
+    next_send: u64,
+    next_reply: u64,
+    /// When each request in flight was sent (or scheduled), oldest first.
+    sent_at: VecDeque<Instant>,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    open: bool,
+}
+
+struct Worker {
+    poll: Poll,
+    conns: Vec<Conn>,
+    size: usize,
+    depth: usize,
+    codec: Codec,
+    /// Open loop: time between two sends of one connection.
+    interval: Option<Duration>,
+    measure_from: Instant,
+    end: Instant,
+    histogram: Histogram<u64>,
+    totals: Totals,
+    expected: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+struct Done {
+    histogram: Histogram<u64>,
+    totals: Totals,
+}
+
+impl Worker {
+    fn new(
+        config: &BenchConfig,
+        addr: SocketAddr,
+        first_id: usize,
+        count: usize,
+        measure_from: Instant,
+        end: Instant,
+    ) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let mut totals = Totals::default();
+        let mut conns = Vec::with_capacity(count);
+        for i in 0..count {
+            match open(addr, config.key.as_deref()) {
+                Ok(mut stream) => {
+                    let token = Token(conns.len());
+                    poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    conns.push(Conn {
+                        stream,
+                        id: (first_id + i) as u32,
+                        next_send: 0,
+                        next_reply: 0,
+                        sent_at: VecDeque::new(),
+                        inbuf: Vec::new(),
+                        outbuf: Vec::new(),
+                        open: true,
+                    });
+                }
+                Err(_) => totals.errors.connect += 1,
+            }
+        }
+        let interval = config
+            .rate
+            .map(|rate| Duration::from_secs_f64(config.connections as f64 / rate));
+        Ok(Worker {
+            poll,
+            conns,
+            size: config.size,
+            depth: config.depth,
+            codec: config.codec,
+            interval,
+            measure_from,
+            end,
+            histogram: new_histogram(),
+            totals,
+            expected: Vec::with_capacity(config.size + HEADER_LEN),
+            scratch: vec![0; 64 * 1024],
+        })
+    }
+
+    fn run(mut self, received: &AtomicU64, stop: &AtomicBool) -> io::Result<Done> {
+        let start = Instant::now();
+        // Open loop: connections take turns in a fixed cycle, staggered evenly
+        // over one interval, so the total rate is smooth.
+        let mut schedule: VecDeque<(Instant, usize)> = match self.interval {
+            Some(interval) => {
+                let n = self.conns.len().max(1) as u32;
+                (0..self.conns.len())
+                    .map(|i| (start + interval * i as u32 / n, i))
+                    .collect()
+            }
+            None => {
+                for i in 0..self.conns.len() {
+                    for _ in 0..self.depth {
+                        self.queue_request(i, start);
+                    }
+                    self.flush(i);
+                }
+                VecDeque::new()
+            }
+        };
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            if now >= self.end || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut timeout = self.end - now;
+            if let Some(&(at, _)) = schedule.front() {
+                timeout = timeout.min(at.saturating_duration_since(now));
+            }
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let before = self.totals.messages;
+            for event in events.iter() {
+                let i = event.token().0;
+                if event.is_writable() {
+                    self.flush(i);
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.read(i);
+                }
+            }
+            if let Some(interval) = self.interval {
+                let now = Instant::now();
+                while let Some(&(at, i)) = schedule.front() {
+                    if at > now {
+                        break;
+                    }
+                    schedule.pop_front();
+                    self.queue_request(i, at);
+                    self.flush(i);
+                    schedule.push_back((at + interval, i));
+                }
+            }
+            received.fetch_add(self.totals.messages - before, Ordering::Relaxed);
+        }
+        Ok(Done {
+            histogram: self.histogram,
+            totals: self.totals,
+        })
+    }
+
+    /// Appends request `next_send` of connection `i` to its output.
+    fn queue_request(&mut self, i: usize, scheduled: Instant) {
+        let conn = &mut self.conns[i];
+        if !conn.open {
+            return;
+        }
+        if self.codec == Codec::Frame {
+            conn.outbuf
+                .extend_from_slice(&(self.size as u32).to_be_bytes());
+        }
+        payload_into(&mut conn.outbuf, conn.id, conn.next_send, self.size);
+        conn.next_send += 1;
+        conn.sent_at.push_back(scheduled);
+    }
+
+    /// Writes connection `i`'s pending output until done or blocked.
+    fn flush(&mut self, i: usize) {
+        let conn = &mut self.conns[i];
+        let mut written = 0;
+        while conn.open && written < conn.outbuf.len() {
+            match conn.stream.write(&conn.outbuf[written..]) {
+                Ok(0) => {
+                    self.totals.errors.reset += 1;
+                    conn.open = false;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.totals.errors.reset += 1;
+                    conn.open = false;
+                }
+            }
+        }
+        if Instant::now() >= self.measure_from {
+            self.totals.bytes_sent += written as u64;
+        }
+        conn.outbuf.drain(..written);
+    }
+
+    /// Reads all that is there, checks each whole reply, sends replacements.
+    fn read(&mut self, i: usize) {
+        loop {
+            let conn = &mut self.conns[i];
+            if !conn.open {
+                return;
+            }
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    if !conn.sent_at.is_empty() {
+                        self.totals.errors.short_reply += 1;
+                    }
+                    conn.open = false;
+                    return;
+                }
+                Ok(n) => {
+                    conn.inbuf.extend_from_slice(&self.scratch[..n]);
+                    if Instant::now() >= self.measure_from {
+                        self.totals.bytes_received += n as u64;
+                    }
+                    if n < self.scratch.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.totals.errors.reset += 1;
+                    conn.open = false;
+                    return;
+                }
+            }
+        }
+        let replies = self.check_replies(i);
+        if self.interval.is_none() {
+            let now = Instant::now();
+            for _ in 0..replies {
+                self.queue_request(i, now);
+            }
+        }
+        self.flush(i);
+    }
+
+    /// Takes every whole reply out of connection `i`'s input; returns how many.
+    fn check_replies(&mut self, i: usize) -> usize {
+        let framed = self.codec == Codec::Frame;
+        let reply_len = self.size + if framed { HEADER_LEN } else { 0 };
+        let now = Instant::now();
+        let measuring = now >= self.measure_from;
+        let conn = &mut self.conns[i];
+        let mut used = 0;
+        let mut replies = 0;
+        while conn.inbuf.len() - used >= reply_len {
+            let reply = &conn.inbuf[used..used + reply_len];
+            self.expected.clear();
+            if framed {
+                self.expected
+                    .extend_from_slice(&(self.size as u32).to_be_bytes());
+            }
+            payload_into(&mut self.expected, conn.id, conn.next_reply, self.size);
+            if reply != self.expected.as_slice() {
+                self.totals.errors.mismatch += 1;
+            }
+            let sent = conn.sent_at.pop_front().unwrap_or(now);
+            if measuring {
+                let nanos = now.saturating_duration_since(sent).as_nanos() as u64;
+                let _ = self.histogram.record(nanos.max(1));
+                self.totals.messages += 1;
+            }
+            conn.next_reply += 1;
+            used += reply_len;
+            replies += 1;
+        }
+        conn.inbuf.drain(..used);
+        replies
+    }
+}
+
+/// Connects (blocking, then switched to non-blocking) and authenticates.
+fn open(addr: SocketAddr, key: Option<&[u8]>) -> io::Result<TcpStream> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    if let Some(key) = key {
+        let mut challenge = [0u8; CHALLENGE_LEN];
+        stream.read_exact(&mut challenge)?;
+        stream.write_all(&auth::answer(key, &challenge))?;
+    }
+    stream.set_nonblocking(true)?;
+    Ok(TcpStream::from_std(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_differ_by_connection_and_sequence_and_have_the_asked_size() {
+        for size in [0, 1, 4, 5, 12, 13, 64, 4096] {
+            let mut a = Vec::new();
+            payload_into(&mut a, 1, 7, size);
+            assert_eq!(a.len(), size);
+        }
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        payload_into(&mut a, 1, 7, 64);
+        payload_into(&mut b, 2, 7, 64);
+        payload_into(&mut c, 1, 8, 64);
+        assert!(a != b && a != c && b != c);
+    }
+
+    #[test]
+    fn connections_are_shared_out_evenly() {
+        let shares: Vec<usize> = (0..3).map(|t| share(10, 3, t)).collect();
+        assert_eq!(shares, vec![4, 3, 3]);
+    }
+}
