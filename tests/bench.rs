@@ -60,7 +60,7 @@ struct Corrupting {
 impl Handler for Corrupting {
     fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
         self.frames += 1;
-        let flip = self.frames % 100 == 0;
+        let flip = self.frames.is_multiple_of(100);
         ctx.send_with(|out| {
             let start = out.len();
             out.extend_from_slice(payload);
