@@ -134,10 +134,9 @@ def matrix():
 
 CLIENT = r'''
 import socket, struct, sys
-n, port = int(sys.argv[1]), int(sys.argv[2])
+n, port, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 s = socket.create_connection(("127.0.0.1", port))
 req = struct.pack("!I", 64) + b"x" * 64
-batch = 100
 for _ in range(n // batch):
     s.sendall(req * batch)
     want = len(req) * batch
@@ -147,8 +146,8 @@ for _ in range(n // batch):
 s.close()
 '''
 
-def callgrind_total(kind, n):
-    out = f"/tmp/callgrind.{kind}.{n}"
+def callgrind_total(kind, n, batch):
+    out = f"/tmp/callgrind.{kind}.{n}.{batch}"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     if kind == "frameloop":
         cmd += [FRAMELOOP, "serve", "--addr", "127.0.0.1:0"]
@@ -163,7 +162,7 @@ def callgrind_total(kind, n):
         if m:
             port = m.group(1)
             break
-    subprocess.run([sys.executable, "-c", CLIENT, str(n), port], check=True)
+    subprocess.run([sys.executable, "-c", CLIENT, str(n), port, str(batch)], check=True)
     p.send_signal(signal.SIGINT if kind == "frameloop" else signal.SIGTERM)
     p.wait()
     summary = subprocess.run(["callgrind_annotate", out], capture_output=True, text=True).stdout
@@ -171,12 +170,15 @@ def callgrind_total(kind, n):
     return int(m.group(1).replace(",", ""))
 
 def callgrind():
-    n = 20000
-    print("| server | instructions, N echoes | instructions, 2N echoes | per echoed message |")
-    print("|---|---|---|---|")
-    for kind in ("frameloop", "tokio"):
-        a, b = callgrind_total(kind, n), callgrind_total(kind, 2 * n)
-        print(f"| {kind} | {a:,} | {b:,} | {(b - a) / n:.0f} |", flush=True)
+    # One 64-byte echo per round trip (depth 1), and 100 pipelined per write.
+    # N and 2N echoes: the difference divided by N leaves out start-up.
+    n = 10000
+    print("| server | frames per write | instructions, N=10,000 echoes | instructions, 2N | per echoed message |")
+    print("|---|---|---|---|---|")
+    for batch in (1, 100):
+        for kind in ("frameloop", "tokio"):
+            a, b = callgrind_total(kind, n, batch), callgrind_total(kind, 2 * n, batch)
+            print(f"| {kind} | {batch} | {a:,} | {b:,} | {(b - a) / n:.0f} |", flush=True)
 
 def idle_rss():
     import socket

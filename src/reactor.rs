@@ -208,7 +208,8 @@ impl<H: Handler> Server<H> {
     }
 
     /// How long `poll` may sleep: not at all if input is pending, else until
-    /// the nearest deadline, else until an event.
+    /// the nearest deadline, else until an event. Measured from the turn's
+    /// `now` (no clock read): a deadline may fire late by one turn's work.
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
@@ -222,7 +223,7 @@ impl<H: Handler> Server<H> {
         .into_iter()
         .flatten()
         .min()
-        .map(|at| at.saturating_duration_since(Instant::now()))
+        .map(|at| at.saturating_duration_since(self.now))
     }
 
     fn finished(&self) -> bool {
