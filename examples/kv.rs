@@ -1,34 +1,37 @@
-//! A key-value store: one handler, its state shared by every connection.
+//! A key-value store: one handler whose state every connection shares.
 //!
-//! Each request is one frame of text commands; each gets one reply frame:
+//! Each request is one frame holding one command; each gets one reply frame.
+//! Words are separated by single spaces; keys and values are bytes, not
+//! necessarily text:
 //!
 //! ```text
-//! SET <key> <value>   ->  OK            (the value is every byte after the 2nd space)
+//! SET <key> <value>   ->  OK            the value is every byte after the 2nd space
 //! GET <key>           ->  VAL <value>   or  NIL
 //! DEL <key>           ->  1 (deleted)   or  0 (no such key)
 //! anything else       ->  ERR <why>
 //! ```
 //!
 //! ```sh
-//! cargo run --example kv -- 127.0.0.1:9000
+//! cargo run --example kv -- --addr 127.0.0.1:9000
 //! cargo run -- client --addr 127.0.0.1:9000 "SET lang rust" "GET lang"   # OK, VAL rust
 //! ```
 //!
-//! The map lives in the handler. No lock: the reactor is one thread, so only
-//! one hook runs at a time, and a SET on one connection is seen by the next GET
-//! on any other.
+//! The map lives in the handler, with no lock: the reactor is one thread and
+//! runs one hook at a time, so a SET on one connection is seen by the next GET
+//! on any other, and outlives the connection that made it.
 
 use std::collections::HashMap;
 
 use frameloop::{Config, Ctx, Handler, Server};
 
+/// The store: one map for the whole server.
 #[derive(Default)]
 struct Store {
     map: HashMap<Vec<u8>, Vec<u8>>,
 }
 
-/// Splits off the first space-separated word.
-fn word(bytes: &[u8]) -> (&[u8], &[u8]) {
+/// Splits `bytes` at its first space: the word before it, and the rest.
+fn split_word(bytes: &[u8]) -> (&[u8], &[u8]) {
     match bytes.iter().position(|&b| b == b' ') {
         Some(at) => (&bytes[..at], &bytes[at + 1..]),
         None => (bytes, &[]),
@@ -37,10 +40,10 @@ fn word(bytes: &[u8]) -> (&[u8], &[u8]) {
 
 impl Handler for Store {
     fn on_frame(&mut self, ctx: &mut Ctx<'_>, request: &[u8]) {
-        let (command, rest) = word(request);
+        let (command, rest) = split_word(request);
         match command {
             b"SET" => {
-                let (key, value) = word(rest);
+                let (key, value) = split_word(rest);
                 if key.is_empty() {
                     return ctx.send(b"ERR usage: SET <key> <value>");
                 }
@@ -48,6 +51,7 @@ impl Handler for Store {
                 ctx.send(b"OK");
             }
             b"GET" => match self.map.get(rest) {
+                // Built in place: the value is copied once, into the output.
                 Some(value) => ctx.send_with(|out| {
                     out.extend_from_slice(b"VAL ");
                     out.extend_from_slice(value);
@@ -64,12 +68,18 @@ impl Handler for Store {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:9000".into());
+    let mut args = std::env::args().skip(1);
+    let addr = match (args.next().as_deref(), args.next()) {
+        (None, _) => "127.0.0.1:9000".to_string(),
+        (Some("--addr"), Some(addr)) => addr,
+        _ => return Err("usage: kv [--addr HOST:PORT]".into()),
+    };
     let config = Config {
         addr: addr.parse()?,
         ..Config::default()
     };
     let server = Server::bind(config, Store::default())?;
+    // The first line of output, so a script (or a test) can find the port.
     println!("listening on {}", server.local_addr());
     server.run()?;
     Ok(())

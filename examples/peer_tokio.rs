@@ -28,9 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--addr" => addr = args.next().ok_or("--addr needs a value")?,
             "--raw" => raw = true,
             _ => {
-                return Err(
-                    format!("unknown argument {arg}; usage: peer_tokio [--addr A] [--raw]").into(),
-                );
+                return Err(format!(
+                    "unknown argument {arg}; usage: peer_tokio [--addr A] [--raw]"
+                )
+                .into());
             }
         }
     }

@@ -1,23 +1,37 @@
-//! The chat handler: every frame to every other connection, in order, once.
+//! The chat handler: every frame to every other member, in order, exactly
+//! once; a member too slow to read is cut off, and the others chat on.
+//!
+//! The wire format these tests read is the one `src/chat.rs` documents:
+//! `* you are 7`, `* 7 joined`, `7: <payload>`, `* 7 left`.
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::TcpStream;
-use std::time::Duration;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
 
 use common::*;
 use frameloop::{Chat, CloseReason, Config};
 
-fn join(addr: std::net::SocketAddr) -> (TcpStream, String) {
+/// Connects, reads the greeting and returns the stream and its member id.
+fn join(addr: SocketAddr) -> (TcpStream, String) {
     let mut s = connect(addr);
-    let hello = String::from_utf8(read_frame(&mut s).unwrap()).unwrap();
-    let me = hello.strip_prefix("* you are ").unwrap().to_string();
+    let hello = next(&mut s);
+    let me = hello
+        .strip_prefix("* you are ")
+        .unwrap_or_else(|| panic!("a greeting, not {hello:?}"))
+        .to_string();
     (s, me)
 }
 
+/// The next frame, as text.
 fn next(s: &mut TcpStream) -> String {
     String::from_utf8(read_frame(s).unwrap()).unwrap()
+}
+
+fn say(s: &mut TcpStream, text: &str) {
+    s.write_all(&frame(text.as_bytes())).unwrap();
 }
 
 #[test]
@@ -31,58 +45,97 @@ fn three_clients_see_each_others_messages_in_order() {
     assert_eq!(next(&mut b), format!("* {id_c} joined"));
 
     for i in 0..5 {
-        a.write_all(&frame(format!("a{i}").as_bytes())).unwrap();
+        say(&mut a, &format!("a{i}"));
     }
-    b.write_all(&frame(b"from b")).unwrap();
     for i in 0..5 {
         assert_eq!(next(&mut b), format!("{id_a}: a{i}"));
+    }
+    // b answers only after it saw all of a's messages, so the server handled
+    // a's five first: c must see them first too, in the order a sent them.
+    say(&mut b, "from b");
+    for i in 0..5 {
         assert_eq!(next(&mut c), format!("{id_a}: a{i}"));
     }
     assert_eq!(next(&mut c), format!("{id_b}: from b"));
+    say(&mut c, "from c");
     assert_eq!(next(&mut a), format!("{id_b}: from b"));
+    assert_eq!(next(&mut a), format!("{id_c}: from c"));
+    assert_eq!(next(&mut b), format!("{id_c}: from c"));
 
+    // Nobody got its own messages back: the next thing each hears is c leaving.
     drop(c);
     assert_eq!(next(&mut a), format!("* {id_c} left"));
     assert_eq!(next(&mut b), format!("* {id_c} left"));
+    assert_eq!(server.stop().unwrap().frames, 7);
 }
 
 #[test]
-fn a_reader_that_cannot_keep_up_is_cut_off_while_the_others_chat_on() {
+fn a_slow_reader_is_cut_off_while_the_others_keep_chatting() {
+    const MAX_OUTPUT: usize = 64 * 1024;
+    // Enough to fill any kernel's socket buffers many times over; the cap
+    // must trip long before this, or the test fails instead of looping on.
+    const BUDGET: usize = 256 * 1024 * 1024;
     let config = Config {
-        max_output: 256 * 1024,
+        max_output: MAX_OUTPUT,
         ..loopback_config()
     };
     let server = start(config, Chat::new());
-    let (mut stalled, _) = join(server.addr()); // never reads again
+    let (mut stalled, id_stalled) = join(server.addr()); // never reads again
     let (mut talker, _) = join(server.addr());
-    let (mut listener, _) = join(server.addr());
+    let (mut listener, id_listener) = join(server.addr());
     assert!(next(&mut talker).ends_with(" joined"));
 
-    let line = vec![b'm'; 16 * 1024];
-    for _ in 0..300 {
-        // ~4.8 MiB towards the stalled reader: far past its buffers and the cap.
-        talker.write_all(&frame(&line)).unwrap();
-        let mut got = read_frame(&mut listener).unwrap();
-        if got.ends_with(b" left") {
-            got = read_frame(&mut listener).unwrap(); // the stalled one, cut off
+    // The talker sends, the listener keeps up, the stalled member reads
+    // nothing. Each message also goes to the stalled member: first into the
+    // kernel's buffers, then, once they are full, into the server's queue for
+    // it, until that passes MAX_OUTPUT and the server cuts it off. One line
+    // at a time: a burst would queue several lines for the listener in one
+    // turn (see the ignored test at the end of this file).
+    let line = "m".repeat(16 * 1024);
+    let mut sent = 0;
+    let mut left_seen = false;
+    let started = Instant::now();
+    while server.handle().stats().closed(CloseReason::OutputCap) == 0 {
+        assert!(
+            sent < BUDGET,
+            "{sent} bytes broadcast and the stalled reader is still connected"
+        );
+        say(&mut talker, &line);
+        sent += line.len();
+        let mut got = next(&mut listener);
+        if got == format!("* {id_stalled} left") {
+            left_seen = true;
+            got = next(&mut listener);
         }
-        assert!(got.ends_with(&line));
+        assert!(got.ends_with(&line), "{got:.40}");
     }
-    assert!(wait_until(Duration::from_secs(5), || {
-        server.handle().stats().closed(CloseReason::OutputCap) == 1
-    }));
-    assert!(closed_by_server(&mut stalled));
-    talker.write_all(&frame(b"still here")).unwrap();
+    let cut_after = started.elapsed();
+    assert!(
+        closed_by_server(&mut stalled),
+        "the stalled reader is closed"
+    );
+
+    // The rest of the room carries on, both ways.
+    say(&mut talker, "still here");
     loop {
         let got = next(&mut listener);
-        if got.ends_with("still here") {
+        if got == format!("* {id_stalled} left") {
+            assert!(!left_seen, "its leaving is announced once");
+            left_seen = true;
+        } else if got.ends_with("still here") {
             break;
+        } else {
+            assert!(got.ends_with(&line), "{got:.40}");
         }
-        assert!(
-            got.contains(" left") || got.ends_with(&"m".repeat(16)),
-            "{got:.40}"
-        );
     }
+    assert!(left_seen);
+    say(&mut listener, "me too");
+    assert_eq!(next(&mut talker), format!("* {id_stalled} left"));
+    assert_eq!(next(&mut talker), format!("{id_listener}: me too"));
+
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.closed(CloseReason::OutputCap), 1);
+    eprintln!("cut off after {sent} bytes broadcast, in {cut_after:?}");
 }
 
 #[test]
@@ -92,7 +145,8 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
     let server = start(loopback_config(), Chat::new());
     let addr = server.addr();
     let mut members: Vec<(TcpStream, String)> = (0..CLIENTS).map(|_| join(addr)).collect();
-    // Everyone waits until the last member joined, so all see all messages.
+    // Each member waits until it heard the last one join, so that every
+    // member is in the room before anyone speaks.
     let last = members.last().unwrap().1.clone();
     for (s, me) in members.iter_mut() {
         if *me != last {
@@ -100,41 +154,83 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
         }
     }
     let ids: Vec<String> = members.iter().map(|(_, me)| me.clone()).collect();
+
+    // Everyone talks and listens at once: one writer and one reader thread
+    // per member, each reader checking every other member's messages arrive
+    // in the order sent.
     let readers: Vec<_> = members
         .into_iter()
         .map(|(mut s, me)| {
-            let ids = ids.clone();
+            let mut next_from: HashMap<String, usize> = ids
+                .iter()
+                .filter(|id| **id != me)
+                .map(|id| (id.clone(), 0))
+                .collect();
             let mut w = s.try_clone().unwrap();
+            w.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
             let writer = std::thread::spawn(move || {
                 for m in 0..MESSAGES {
-                    w.write_all(&frame(format!("m{m}").as_bytes())).unwrap();
+                    say(&mut w, &format!("m{m}"));
                 }
             });
             std::thread::spawn(move || {
-                // Per sender, the next message number expected.
-                let mut expected: std::collections::HashMap<String, usize> = ids
-                    .iter()
-                    .filter(|id| **id != me)
-                    .map(|id| (id.clone(), 0))
-                    .collect();
-                let mut remaining = (CLIENTS - 1) * MESSAGES;
-                while remaining > 0 {
+                for _ in 0..(CLIENTS - 1) * MESSAGES {
                     let line = next(&mut s);
                     let (from, text) = line.split_once(": ").expect("a message");
-                    let n = expected.get_mut(from).expect("a known sender");
-                    assert_eq!(text, format!("m{n}"), "from {from}, in order");
+                    let n = next_from.get_mut(from).expect("from another member");
+                    assert_eq!(text, format!("m{n}"), "from {from}, to {me}");
                     *n += 1;
-                    remaining -= 1;
                 }
                 writer.join().unwrap();
-                assert!(expected.values().all(|n| *n == MESSAGES));
+                assert!(next_from.values().all(|n| *n == MESSAGES));
+                (s, me)
             })
         })
         .collect();
-    for r in readers {
-        r.join().unwrap();
+    let mut members: Vec<(TcpStream, String)> =
+        readers.into_iter().map(|r| r.join().unwrap()).collect();
+
+    // Every member got all 9,950 it expected. A duplicate would have been
+    // queued before any later message, so if each member's next frame is a
+    // marker sent now, nobody got anything twice.
+    let (first, rest) = members.split_at_mut(1);
+    let (s0, id0) = &mut first[0];
+    say(s0, "end");
+    for (s, _) in rest.iter_mut() {
+        assert_eq!(next(s), format!("{id0}: end"));
     }
-    let stats = server.handle().stats();
-    assert_eq!(stats.frames, (CLIENTS * MESSAGES) as u64);
+    let (s1, id1) = &mut rest[0];
+    say(s1, "end");
+    assert_eq!(next(s0), format!("{id1}: end"));
+
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.frames, (CLIENTS * MESSAGES + 2) as u64);
     assert_eq!(stats.closed(CloseReason::OutputCap), 0);
+}
+
+#[test]
+#[ignore = "bug in src/handler.rs Ctx::send_to: the output cap counts bytes queued \
+            before any write was tried, so a reader that keeps up is cut off; \
+            un-ignore once send_to flushes before it disconnects"]
+fn a_reader_that_keeps_up_is_not_cut_off_by_one_burst_of_small_frames() {
+    // 4,000 empty frames arrive in one read: 16,000 bytes in, 28,000 out to
+    // the listener ("N: " plus a header each). The listener has read all it
+    // was sent and its kernel buffers are empty; only a cap that counts bytes
+    // the server never tried to write can call it slow.
+    let config = Config {
+        max_output: 16 * 1024,
+        ..loopback_config()
+    };
+    let server = start(config, Chat::new());
+    let (mut talker, id_talker) = join(server.addr());
+    let (mut listener, _) = join(server.addr());
+    assert!(next(&mut talker).ends_with(" joined"));
+    let burst: Vec<u8> = (0..4000).flat_map(|_| frame(b"")).collect();
+    talker.write_all(&burst).unwrap();
+    for i in 0..4000 {
+        let got = read_frame(&mut listener)
+            .unwrap_or_else(|e| panic!("frame {i}: {e}; {}", server.handle().stats()));
+        assert_eq!(got, format!("{id_talker}: ").as_bytes());
+    }
+    assert_eq!(server.stop().unwrap().closed(CloseReason::OutputCap), 0);
 }

@@ -1,27 +1,134 @@
 //! Python clients from the notes' world talk to frameloop: `struct.pack('!I')`
 //! framing, `hmac.new(key, challenge, hashlib.sha256)`, UDP `sendto`.
+//!
+//! Each test runs `python3` for real. Without python3 they fail, saying so:
+//! CI installs it (`.ci/run`), and a silent pass would prove nothing.
 
 mod common;
 
-use std::process::Command;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use common::*;
-use frameloop::{Codec, Config, Echo, Upper};
+use frameloop::{CloseReason, Codec, Config, Echo, Upper};
 
-const KEY: &str = "python-and-rust-share-this-32-byte-key!";
+/// How long one Python run may take before the test fails.
+const PYTHON_LIMIT: Duration = Duration::from_secs(20);
+
+/// A key as `frameloop keygen` makes them: 64 hex characters.
+const KEY: &str = "5f1e0c8a9b2d4e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
+
+/// Runs `python3 ARGS` and returns its output, killing it after PYTHON_LIMIT
+/// (the notes' clients have no timeouts of their own).
+fn python3(args: &[&str]) -> Output {
+    let mut child = Command::new("python3")
+        .args(args)
+        // No __pycache__ left in examples/python by auth_client's import.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("python3 is needed for this test (CI's .ci/run installs it): {e}")
+        });
+    // The scripts print a few lines: far less than a pipe holds, so reading
+    // after the exit cannot deadlock.
+    let status = wait_with_limit(&mut child, PYTHON_LIMIT);
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Runs `examples/python/SCRIPT ARGS`.
+fn script(name: &str, args: &[&str]) -> Output {
+    let path = format!("{}/examples/python/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut all = vec![path.as_str()];
+    all.extend_from_slice(args);
+    python3(&all)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A server process, killed when the test ends (pass or fail).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A file in the temp directory, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("frameloop-{name}-{}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 #[test]
 fn python_framed_client_echoes_empty_small_and_70000_byte_frames() {
     let server = start(loopback_config(), Echo);
     let port = server.addr().port().to_string();
-    let out = python("echo_client.py", &["--port", &port]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello\n\n"));
-    assert_eq!(server.stop().unwrap().frames, 3);
+    let out = script("echo_client.py", &["--port", &port]);
+    assert_success(&out);
+    // hello, the empty frame, then the 70,000 x's cut to 60 for the screen.
+    assert_eq!(stdout(&out), format!("hello\n\n{}\n", "x".repeat(60)));
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.frames, 3);
+    assert_eq!(stats.bytes_in, 3 * 4 + 5 + 70_000);
+}
+
+#[test]
+fn python_framed_client_exits_nonzero_when_a_reply_differs() {
+    let server = start(loopback_config(), Upper);
+    let port = server.addr().port().to_string();
+    let out = script("echo_client.py", &["--port", &port, "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mismatch: sent b'hello'"));
 }
 
 #[test]
@@ -32,34 +139,63 @@ fn python_hmac_client_authenticates_and_a_wrong_key_is_told_so() {
     };
     let server = start(config, Echo);
     let port = server.addr().port().to_string();
-    let dir = std::env::temp_dir();
-    let key_file = dir.join(format!("frameloop-py-key-{}", std::process::id()));
-    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let out = python(
+    let key_file = TempFile::new("py-key", format!("{KEY}\n").as_bytes());
+    let out = script(
         "auth_client.py",
         &[
             "--port",
             &port,
             "--key-file",
-            key_file.to_str().unwrap(),
+            key_file.path(),
             "hi",
+            "again",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_success(&out);
+    assert_eq!(stdout(&out), "hi\nagain\n");
 
-    std::fs::write(&key_file, "a-different-key-that-is-long-enough!!").unwrap();
-    let out = python(
+    let wrong = TempFile::new("py-wrong-key", format!("{}\n", &KEY[1..]).as_bytes());
+    let out = script(
         "auth_client.py",
-        &["--port", &port, "--key-file", key_file.to_str().unwrap()],
+        &["--port", &port, "--key-file", wrong.path()],
     );
-    std::fs::remove_file(&key_file).unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong key?"));
+    assert_eq!(stdout(&out), "");
+
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.closed(CloseReason::AuthFailed), 1);
+    assert_eq!(stats.frames, 2);
+}
+
+#[test]
+fn python_client_reads_key_files_exactly_as_load_key_does() {
+    // Endings load_key strips one of, and a key that itself ends in a newline.
+    let endings: [&[u8]; 5] = [b"", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n"];
+    for (i, ending) in endings.into_iter().enumerate() {
+        let mut contents = KEY.as_bytes().to_vec();
+        contents.extend_from_slice(ending);
+        let key_file = TempFile::new(&format!("py-key-ending-{i}"), &contents);
+        let key = frameloop::auth::load_key(&key_file.0).unwrap();
+        let server = start(
+            Config {
+                key: Some(key),
+                ..loopback_config()
+            },
+            Echo,
+        );
+        let port = server.addr().port().to_string();
+        let out = script(
+            "auth_client.py",
+            &["--port", &port, "--key-file", key_file.path(), "ok"],
+        );
+        assert!(
+            out.status.success(),
+            "key file ending {ending:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout(&out), "ok\n");
+    }
 }
 
 #[test]
@@ -70,13 +206,28 @@ fn python_udp_client_gets_its_datagram_upper_cased() {
     };
     let server = start(config, Upper);
     let port = server.addr().port().to_string();
-    let out = python("udp_client.py", &["--port", &port]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "b'HELLO'\n");
+    let out = script("udp_client.py", &["--port", &port]);
+    assert_success(&out);
+    assert_eq!(stdout(&out), "b'HELLO'\n");
+    assert_eq!(server.stop().unwrap().datagrams, 1);
+}
+
+#[test]
+fn the_notes_udp_client_works_unchanged_against_serve_udp_with_upper() {
+    let (serve, addr, _log) = serve_process(&[], &["--udp", "--handler", "upper"]);
+    let _serve = KillOnDrop(serve);
+    // The notes' client, byte for byte, but for the port the server got.
+    let notes_client = "import socket\n\
+                        sk = socket.socket(type = socket.SOCK_DGRAM)\n\
+                        \n\
+                        sk.sendto(b'hello', ('127.0.0.1', 9000))\n\
+                        ret = sk.recv(1024)\n\
+                        print(ret)\n\
+                        sk.close()\n";
+    let code = notes_client.replace("9000", &addr.port().to_string());
+    let out = python3(&["-c", &code]);
+    assert_success(&out);
+    assert_eq!(stdout(&out), "b'HELLO'\n");
 }
 
 #[test]
@@ -87,7 +238,7 @@ fn the_notes_nonblocking_upper_client_works_unchanged_against_raw_mode() {
     };
     let server = start(config, Upper);
     // The notes' client, with its endless loop bounded to three turns.
-    let script = format!(
+    let code = format!(
         "import socket, time\n\
          sk = socket.socket()\n\
          sk.connect(('127.0.0.1', {}))\n\
@@ -99,17 +250,7 @@ fn the_notes_nonblocking_upper_client_works_unchanged_against_raw_mode() {
          sk.close()\n",
         server.addr().port()
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "b'HELLO'\nb'HELLO'\nb'HELLO'\n"
-    );
+    let out = python3(&["-c", &code]);
+    assert_success(&out);
+    assert_eq!(stdout(&out), "b'HELLO'\nb'HELLO'\nb'HELLO'\n");
 }
