@@ -18,7 +18,6 @@ use slab::Slab;
 use crate::config::Codec;
 use crate::connection::{ConnId, Connection};
 use crate::frame::HEADER_LEN;
-use crate::stats::CloseReason;
 
 /// A protocol: one instance serves every connection of a server.
 ///
@@ -70,12 +69,10 @@ pub struct Ctx<'a> {
     conns: &'a mut Slab<Connection>,
     /// Connections given output by `send_to`, for the reactor to flush.
     touched: &'a mut Vec<ConnId>,
-    max_output: usize,
     close_requested: bool,
 }
 
 impl<'a> Ctx<'a> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,
         peer: SocketAddr,
@@ -83,7 +80,6 @@ impl<'a> Ctx<'a> {
         reply: &'a mut Vec<u8>,
         conns: &'a mut Slab<Connection>,
         touched: &'a mut Vec<ConnId>,
-        max_output: usize,
     ) -> Ctx<'a> {
         Ctx {
             id,
@@ -92,7 +88,6 @@ impl<'a> Ctx<'a> {
             reply,
             conns,
             touched,
-            max_output,
             close_requested: false,
         }
     }
@@ -121,8 +116,9 @@ impl<'a> Ctx<'a> {
     /// Sends one frame to another connection. Returns `false` if it is gone
     /// (closed, or not yet authenticated). Sending to [`Ctx::id`] replies.
     ///
-    /// If the receiver's unsent output passes `max_output` it is
-    /// disconnected: a reader that cannot keep up must not grow memory.
+    /// The reactor writes it when the hook returns; if the receiver's unsent
+    /// output is then still over `max_output`, the receiver is disconnected:
+    /// a reader that cannot keep up must not grow memory.
     pub fn send_to(&mut self, to: ConnId, payload: &[u8]) -> bool {
         if to == self.id {
             self.send(payload);
@@ -136,16 +132,6 @@ impl<'a> Ctx<'a> {
         }
         let codec = self.codec;
         conn.queue_with(|out| append_message(codec, out, |out| out.extend_from_slice(payload)));
-        if conn.pending_output() > self.max_output {
-            log::warn!(
-                "{}: {} bytes of output waiting, over the {}-byte cap; disconnecting",
-                conn.peer,
-                conn.pending_output(),
-                self.max_output
-            );
-            conn.doomed = Some(CloseReason::OutputCap);
-            conn.discard_output();
-        }
         if !conn.touched {
             conn.touched = true;
             self.touched.push(to);

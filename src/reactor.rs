@@ -6,7 +6,8 @@
 //! 1. wait in `poll` until a socket is ready or the nearest deadline passes;
 //! 2. dispatch each event by its token (listener, UDP socket, waker, or a
 //!    connection);
-//! 3. read the connections the fairness cap left with input pending;
+//! 3. read the connections (and UDP socket) the fairness cap left with input
+//!    pending;
 //! 4. fire due timers.
 //!
 //! It never parses bytes (that is `frame.rs`), never decides what a frame
@@ -59,6 +60,9 @@ const ACCEPT_BATCH: usize = 256;
 /// On shutdown, chunks read per connection to take in frames already received.
 const SHUTDOWN_READS: usize = 64;
 
+/// Datagrams answered per turn before TCP connections get their turn.
+const DATAGRAM_BATCH: usize = 1024;
+
 /// A frameloop server: bound, not yet running. [`Server::run`] runs it on the
 /// calling thread; [`crate::spawn`] runs it on a thread of its own.
 pub struct Server<H: Handler> {
@@ -82,6 +86,8 @@ pub struct Server<H: Handler> {
     touched: Vec<ConnId>,
     /// Connections with input left after a full read (fairness cap).
     ready: VecDeque<ConnId>,
+    /// Datagrams may be left in the UDP socket after a full batch.
+    udp_backlog: bool,
     next_generation: u32,
     /// Time of this loop turn (read once after `poll` returns).
     now: Instant,
@@ -153,6 +159,7 @@ impl<H: Handler> Server<H> {
             reply: Vec::new(),
             touched: Vec::new(),
             ready: VecDeque::new(),
+            udp_backlog: false,
             next_generation: 0,
             now,
             accepting: true,
@@ -200,6 +207,9 @@ impl<H: Handler> Server<H> {
                 }
             }
             self.read_ready_list();
+            if self.udp_backlog {
+                self.serve_datagrams();
+            }
             self.fire_due_timers();
         }
         let stats = self.counters.snapshot();
@@ -211,7 +221,7 @@ impl<H: Handler> Server<H> {
     /// the nearest deadline, else until an event. Measured from the turn's
     /// `now` (no clock read): a deadline may fire late by one turn's work.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.ready.is_empty() {
+        if !self.ready.is_empty() || self.udp_backlog {
             return Some(Duration::ZERO);
         }
         [
@@ -504,7 +514,6 @@ impl<H: Handler> Server<H> {
             &mut self.reply,
             &mut self.conns,
             &mut self.touched,
-            self.config.max_output,
         );
         hook(&mut self.handler, &mut ctx);
         ctx.close_requested()
@@ -682,12 +691,26 @@ impl<H: Handler> Server<H> {
     }
 
     /// Settles every connection a handler sent to (see [`Ctx::send_to`]).
+    /// Output others piled on a connection is capped only after the kernel
+    /// took what it would, so a reader that keeps up is never cut off.
     fn settle_touched(&mut self) {
         while let Some(other) = self.touched.pop() {
             if let Some(conn) = lookup(&mut self.conns, other) {
                 conn.touched = false;
             }
             self.settle_one(other);
+            if let Some(conn) = lookup(&mut self.conns, other)
+                && conn.pending_output() > self.config.max_output
+            {
+                warn!(
+                    "{}: {} bytes of output waiting, over the {}-byte cap; disconnecting",
+                    conn.peer,
+                    conn.pending_output(),
+                    self.config.max_output
+                );
+                conn.discard_output();
+                self.close(other, CloseReason::OutputCap);
+            }
         }
     }
 
@@ -737,14 +760,19 @@ impl<H: Handler> Server<H> {
     /// would be worse.
     fn serve_datagrams(&mut self) {
         let Some(socket) = &self.udp else { return };
-        loop {
+        // At most a batch per turn, so a flood cannot starve TCP; the rest
+        // waits a turn (no edge will come for datagrams already queued).
+        self.udp_backlog = true;
+        for _ in 0..DATAGRAM_BATCH {
             let (n, from) = match socket.recv_from(&mut self.read_buf) {
                 Ok(received) => received,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.udp_backlog = false;
+                    break;
+                }
                 Err(e) => {
                     debug!("udp: recv_from failed: {e}");
-                    break;
+                    continue;
                 }
             };
             self.reply.clear();

@@ -88,9 +88,7 @@ fn a_slow_reader_is_cut_off_while_the_others_keep_chatting() {
     // The talker sends, the listener keeps up, the stalled member reads
     // nothing. Each message also goes to the stalled member: first into the
     // kernel's buffers, then, once they are full, into the server's queue for
-    // it, until that passes MAX_OUTPUT and the server cuts it off. One line
-    // at a time: a burst would queue several lines for the listener in one
-    // turn (see the ignored test at the end of this file).
+    // it, until that passes MAX_OUTPUT and the server cuts it off.
     let line = "m".repeat(16 * 1024);
     let mut sent = 0;
     let mut left_seen = false;
@@ -209,9 +207,6 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
 }
 
 #[test]
-#[ignore = "bug in src/handler.rs Ctx::send_to: the output cap counts bytes queued \
-            before any write was tried, so a reader that keeps up is cut off; \
-            un-ignore once send_to flushes before it disconnects"]
 fn a_reader_that_keeps_up_is_not_cut_off_by_one_burst_of_small_frames() {
     // 4,000 empty frames arrive in one read: 16,000 bytes in, 28,000 out to
     // the listener ("N: " plus a header each). The listener has read all it
