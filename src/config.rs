@@ -57,6 +57,9 @@ pub struct Config {
 /// also the size of the reactor's one read buffer.
 pub const READ_CHUNK: usize = 64 * 1024;
 
+/// Pending connections the kernel may queue before `accept` takes them.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
 /// Largest UDP payload over IPv4 (65,535 - 8 UDP header - 20 IP header).
 pub const MAX_DATAGRAM: usize = 65_507;
 

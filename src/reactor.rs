@@ -42,7 +42,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::auth::{Authenticator, Handshake};
-use crate::config::{ACCEPT_RETRY, Codec, Config, READ_CHUNK};
+use crate::config::{ACCEPT_RETRY, Codec, Config, LISTEN_BACKLOG, READ_CHUNK};
 use crate::connection::{ConnId, Connection, Phase};
 use crate::error::Error;
 use crate::frame::{Fed, Flow};
@@ -128,6 +128,7 @@ impl<H: Handler> Server<H> {
         let poll = Poll::new()?;
         let mut listener =
             TcpListener::bind(config.addr).map_err(|e| Error::bind(config.addr, e))?;
+        raise_backlog(&listener);
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -788,6 +789,21 @@ impl<H: Handler> Server<H> {
             self.counters.datagram(dropped);
         }
         self.reply.clear();
+    }
+}
+
+/// mio listens with std's backlog of 128: too few for a burst of thousands
+/// of connects. When the accept queue overflows the kernel drops SYNs, and
+/// each client waits a 1-second retransmit. Linux lets `listen` be called
+/// again to raise it (the kernel caps it at `net.core.somaxconn`).
+fn raise_backlog(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `listen` on a socket we own; no memory is passed.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        debug!(
+            "cannot raise the listen backlog: {}",
+            io::Error::last_os_error()
+        );
     }
 }
 

@@ -219,3 +219,24 @@ fn serves_ipv6_loopback_too() {
     assert!(server.addr().is_ipv6());
     assert_eq!(echo(&mut connect(server.addr()), b"v6"), b"v6");
 }
+
+#[test]
+fn a_burst_of_a_thousand_connects_is_queued_by_the_kernel_not_dropped() {
+    // Bound but not yet running: nothing accepts, so every connection must
+    // wait in the listen backlog. With a short backlog the kernel drops the
+    // SYNs past it and each of those clients stalls for a 1 s retransmit.
+    let server = frameloop::Server::bind(loopback_config(), Echo).unwrap();
+    let addr = server.local_addr();
+    let waiting: Vec<_> = (0..1000)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .unwrap_or_else(|e| panic!("connect {i} waited: {e}"))
+        })
+        .collect();
+    let running = std::thread::spawn(move || server.run());
+    let mut last = waiting.into_iter().last().unwrap();
+    last.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    assert_eq!(echo(&mut last, b"served"), b"served");
+    drop(last);
+    drop(running); // the loop thread ends with the test process
+}
