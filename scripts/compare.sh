@@ -5,6 +5,7 @@
 #   scripts/compare.sh                # full matrix (24 cells): ~15 min
 #   scripts/compare.sh --callgrind    # user-space instructions per echoed message
 #   scripts/compare.sh --idle-rss     # server RSS growth for 10,000 idle connections
+#   CELLS="100x64x1 10000x16x16" ROUNDS=5 scripts/compare.sh   # chosen cells (conns x size x depth)
 #
 # Server pinned to CPU 0, bench to CPU 1 (taskset); the two servers alternate
 # within each round (interleaved), and each cell reports the median of the
@@ -79,9 +80,16 @@ def one_run(kind, conns, size, depth):
         ["taskset", "-c", "1", FRAMELOOP, "bench", "--addr", addr, "--connections", str(conns),
          "--size", str(size), "--depth", str(depth), "--warmup", f"{WARMUP}s",
          "--duration", f"{DURATION}s", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    # Connecting 10,000 clients takes a moment: wait for the first progress...
-    time.sleep(WARMUP + (conns / 20000))
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The bench prints a progress line a second, counted from when all its
+    # connections are up; the measured window starts after WARMUP of them.
+    seen = 0
+    for line in bench.stderr:
+        seen += line.startswith("[")
+        if seen >= max(1, round(WARMUP)):
+            break
+    import threading
+    threading.Thread(target=lambda: [None for _ in bench.stderr], daemon=True).start()
     t0 = cpu_ticks(pid)
     perf = subprocess.run(
         ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait",
@@ -109,7 +117,9 @@ def one_run(kind, conns, size, depth):
     }
 
 def matrix():
-    if os.environ["QUICK"] == "1":
+    if os.environ.get("CELLS"):  # e.g. CELLS="100x64x1 10000x16x1"
+        cells = [tuple(int(x) for x in c.split("x")) for c in os.environ["CELLS"].split()]
+    elif os.environ["QUICK"] == "1":
         cells = [(100, 64, 1), (100, 64, 16)]
     else:
         cells = [(c, s, d) for c in (1, 100, 1000, 10000) for s in (16, 512, 4096) for d in (1, 16)]

@@ -28,8 +28,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -240,9 +240,9 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     };
     let received = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let measure_from = start + config.warmup;
-    let end = measure_from + config.duration;
+    // The clock starts once every thread has connected: 10,000 connects take
+    // a while, and must count neither as warm-up nor as measured time.
+    let connected = Arc::new(Barrier::new(config.threads + 1));
 
     let workers: Vec<_> = (0..config.threads)
         .map(|t| {
@@ -250,15 +250,31 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             let first_id = (0..t)
                 .map(|u| share(config.connections, config.threads, u))
                 .sum::<usize>();
-            let worker = Worker::new(config, addr, first_id, mine, measure_from, end);
-            let (received, stop) = (received.clone(), stop.clone());
+            let (config, received, stop) = (config.clone(), received.clone(), stop.clone());
+            let connected = connected.clone();
             std::thread::Builder::new()
                 .name(format!("bench-{t}"))
-                .spawn(move || worker.and_then(|w| w.run(&received, &stop)))
+                .spawn(move || {
+                    let worker = Worker::new(&config, addr, first_id, mine);
+                    connected.wait();
+                    let start = Instant::now();
+                    let measure_from = start + config.warmup;
+                    worker.and_then(|w| {
+                        w.run(
+                            measure_from,
+                            measure_from + config.duration,
+                            &received,
+                            &stop,
+                        )
+                    })
+                })
                 .map_err(|e| BenchError::Setup(format!("cannot start a thread: {e}")))
         })
         .collect::<Result<_, _>>()?;
 
+    connected.wait();
+    let start = Instant::now();
+    let end = start + config.warmup + config.duration;
     if config.progress {
         report_progress(&received, start, end, &workers);
     }
@@ -441,8 +457,6 @@ impl Worker {
         addr: SocketAddr,
         first_id: usize,
         count: usize,
-        measure_from: Instant,
-        end: Instant,
     ) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let mut totals = Totals::default();
@@ -480,8 +494,8 @@ impl Worker {
             depth: config.depth,
             codec: config.codec,
             interval,
-            measure_from,
-            end,
+            measure_from: Instant::now(),
+            end: Instant::now(),
             histogram: new_histogram(),
             totals,
             expected: Vec::with_capacity(config.size + HEADER_LEN),
@@ -489,8 +503,16 @@ impl Worker {
         })
     }
 
-    fn run(mut self, received: &AtomicU64, stop: &AtomicBool) -> io::Result<Done> {
+    fn run(
+        mut self,
+        measure_from: Instant,
+        end: Instant,
+        received: &AtomicU64,
+        stop: &AtomicBool,
+    ) -> io::Result<Done> {
         let start = Instant::now();
+        self.measure_from = measure_from;
+        self.end = end;
         // Open loop: connections take turns in a fixed cycle, staggered evenly
         // over one interval, so the total rate is smooth.
         let mut schedule: VecDeque<(Instant, usize)> = match self.interval {
