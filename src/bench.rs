@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::{CHALLENGE_LEN, Codec, Config, fd_soft_limit};
-use crate::frame::HEADER_LEN;
+use crate::frame::{DEFAULT_MAX_FRAME, HEADER_LEN};
 use crate::{Echo, auth};
 
 /// What to run. `Default` is `frameloop bench` with no flags.
@@ -110,7 +110,8 @@ impl std::error::Error for BenchError {}
 /// Failures, counted by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Errors {
-    /// Connections that could not be opened (or authenticated).
+    /// Connections that could not be opened, or that the server closed
+    /// before their first reply (a wrong key, its connection limit).
     pub connect: u64,
     /// Replies whose bytes differ from the request.
     pub mismatch: u64,
@@ -238,8 +239,8 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         (None, Some(addr)) => addr,
         (None, None) => unreachable!("an address or an embedded server"),
     };
-    let received = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+    // Every reply checked so far, warm-up included: the progress lines.
+    let replies = Arc::new(AtomicU64::new(0));
     // The clock starts once every thread has connected: 10,000 connects take
     // a while, and must count neither as warm-up nor as measured time.
     let connected = Arc::new(Barrier::new(config.threads + 1));
@@ -250,7 +251,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             let first_id = (0..t)
                 .map(|u| share(config.connections, config.threads, u))
                 .sum::<usize>();
-            let (config, received, stop) = (config.clone(), received.clone(), stop.clone());
+            let (config, replies) = (config.clone(), replies.clone());
             let connected = connected.clone();
             std::thread::Builder::new()
                 .name(format!("bench-{t}"))
@@ -259,14 +260,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
                     connected.wait();
                     let start = Instant::now();
                     let measure_from = start + config.warmup;
-                    worker.and_then(|w| {
-                        w.run(
-                            measure_from,
-                            measure_from + config.duration,
-                            &received,
-                            &stop,
-                        )
-                    })
+                    worker.and_then(|w| w.run(measure_from, config.duration, &replies))
                 })
                 .map_err(|e| BenchError::Setup(format!("cannot start a thread: {e}")))
         })
@@ -274,9 +268,8 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
 
     connected.wait();
     let start = Instant::now();
-    let end = start + config.warmup + config.duration;
     if config.progress {
-        report_progress(&received, start, end, &workers);
+        report_progress(&replies, start, config.warmup, config.duration, &workers);
     }
     let mut histogram = new_histogram();
     let mut totals = Totals::default();
@@ -290,7 +283,6 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             .map_err(|e| BenchError::Setup(format!("merging histograms: {e}")))?;
         totals.add(&done.totals);
     }
-    stop.store(true, Ordering::Relaxed);
     drop(embedded);
     let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     Ok(Report {
@@ -333,6 +325,19 @@ fn validate(config: &BenchConfig) -> Result<(), BenchError> {
     if config.duration.is_zero() {
         return Err(BenchError::Invalid("--duration must be above zero".into()));
     }
+    // A raw echo of nothing is no reply at all: the bench would wait forever
+    // for a zero-byte "reply" that never arrives (and count it endlessly).
+    if config.codec == Codec::Raw && config.size == 0 {
+        return Err(BenchError::Invalid(
+            "--size must be at least 1 with --codec raw".into(),
+        ));
+    }
+    if u32::try_from(config.size).is_err() {
+        return Err(BenchError::Invalid(format!(
+            "--size {} does not fit the 4-byte length header",
+            config.size
+        )));
+    }
     // Each connection is one descriptor here, and one more in an embedded
     // server; 64 more for the process itself.
     let per_connection = if config.addr.is_none() { 2 } else { 1 };
@@ -348,7 +353,7 @@ fn start_embedded(config: &BenchConfig) -> Result<crate::RunningServer, BenchErr
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         codec: config.codec,
         key: config.key.clone(),
-        max_frame: config.size.max(crate::frame::DEFAULT_MAX_FRAME),
+        max_frame: config.size.max(DEFAULT_MAX_FRAME),
         max_connections: config.connections + 16,
         ..Config::default()
     };
@@ -360,25 +365,36 @@ fn share(n: usize, threads: usize, t: usize) -> usize {
     n / threads + usize::from(t < n % threads)
 }
 
-/// One progress line a second until the run ends.
+/// One progress line a second on stderr until the run ends: the rate over
+/// that second, warm-up seconds marked as such. (`scripts/compare.sh` counts
+/// these lines to find where the measured window starts.)
 fn report_progress<T>(
-    received: &AtomicU64,
+    replies: &AtomicU64,
     start: Instant,
-    end: Instant,
+    warmup: Duration,
+    duration: Duration,
     workers: &[std::thread::JoinHandle<T>],
 ) {
-    let mut last = 0;
+    let end = start + warmup + duration;
+    let (mut last_count, mut last_at) = (0, start);
     while Instant::now() < end && !workers.iter().all(|w| w.is_finished()) {
         std::thread::sleep(
             Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())),
         );
-        let now = received.load(Ordering::Relaxed);
+        let (count, at) = (replies.load(Ordering::Relaxed), Instant::now());
+        let seconds = (at - last_at).as_secs_f64().max(1e-3);
+        // Marked when the second began in the warm-up.
+        let phase = if last_at - start < warmup {
+            " (warm-up)"
+        } else {
+            ""
+        };
         eprintln!(
-            "[{:>4.0}s] {:>10} msgs/s",
-            start.elapsed().as_secs_f64(),
-            now - last
+            "[{:>4.0}s] {:>10.0} msgs/s{phase}",
+            (at - start).as_secs_f64(),
+            (count - last_count) as f64 / seconds
         );
-        last = now;
+        (last_count, last_at) = (count, at);
     }
 }
 
@@ -430,18 +446,31 @@ struct Conn {
     open: bool,
 }
 
+/// Why a connection was given up, when the server is to blame.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// The server closed it with replies still owed.
+    ShortReply,
+    /// A reset, a broken pipe or another socket error.
+    Reset,
+}
+
+/// One client thread: its poll loop and its share of the connections.
 struct Worker {
     poll: Poll,
     conns: Vec<Conn>,
+    /// Connections still open: when none is left there is nothing to measure.
+    open: usize,
     size: usize,
     depth: usize,
     codec: Codec,
     /// Open loop: time between two sends of one connection.
     interval: Option<Duration>,
     measure_from: Instant,
-    end: Instant,
     histogram: Histogram<u64>,
     totals: Totals,
+    /// Replies checked, warm-up included (for the progress lines).
+    checked: u64,
     expected: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -461,7 +490,14 @@ impl Worker {
         let poll = Poll::new()?;
         let mut totals = Totals::default();
         let mut conns = Vec::with_capacity(count);
+        // After one connection timed out (no challenge came, the server does
+        // not accept), the rest would too, one timeout each: give them up.
+        let mut timed_out = false;
         for i in 0..count {
+            if timed_out {
+                totals.errors.connect += 1;
+                continue;
+            }
             match open(addr, config.key.as_deref()) {
                 Ok(mut stream) => {
                     let token = Token(conns.len());
@@ -481,7 +517,14 @@ impl Worker {
                         open: true,
                     });
                 }
-                Err(_) => totals.errors.connect += 1,
+                Err(e) => {
+                    totals.errors.connect += 1;
+                    // A read timeout is reported as `WouldBlock` on Unix.
+                    timed_out = matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    );
+                }
             }
         }
         let interval = config
@@ -489,30 +532,32 @@ impl Worker {
             .map(|rate| Duration::from_secs_f64(config.connections as f64 / rate));
         Ok(Worker {
             poll,
+            open: conns.len(),
             conns,
             size: config.size,
             depth: config.depth,
             codec: config.codec,
             interval,
             measure_from: Instant::now(),
-            end: Instant::now(),
             histogram: new_histogram(),
             totals,
-            expected: Vec::with_capacity(config.size + HEADER_LEN),
+            checked: 0,
+            expected: Vec::with_capacity(config.size),
             scratch: vec![0; 64 * 1024],
         })
     }
 
+    /// Runs until `duration` after `measure_from`, or until every connection
+    /// is gone. Adds each reply checked to `replies` as it goes.
     fn run(
         mut self,
         measure_from: Instant,
-        end: Instant,
-        received: &AtomicU64,
-        stop: &AtomicBool,
+        duration: Duration,
+        replies: &AtomicU64,
     ) -> io::Result<Done> {
         let start = Instant::now();
+        let end = measure_from + duration;
         self.measure_from = measure_from;
-        self.end = end;
         // Open loop: connections take turns in a fixed cycle, staggered evenly
         // over one interval, so the total rate is smooth.
         let mut schedule: VecDeque<(Instant, usize)> = match self.interval {
@@ -535,10 +580,10 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            if now >= self.end || stop.load(Ordering::Relaxed) {
+            if now >= end || self.open == 0 {
                 break;
             }
-            let mut timeout = self.end - now;
+            let mut timeout = end - now;
             if let Some(&(at, _)) = schedule.front() {
                 timeout = timeout.min(at.saturating_duration_since(now));
             }
@@ -547,17 +592,22 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let before = self.totals.messages;
+            let before = self.checked;
             for event in events.iter() {
                 let i = event.token().0;
                 if event.is_writable() {
                     self.flush(i);
                 }
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.read(i);
+                // After a FIN or an error, read on to the end of the stream:
+                // no further edge would come for what is left.
+                let to_the_end = event.is_read_closed() || event.is_error();
+                if event.is_readable() || to_the_end {
+                    self.read(i, to_the_end);
                 }
             }
             if let Some(interval) = self.interval {
+                // Everything due is sent, late or not, stamped with the time it
+                // was due: a server that stalls shows as latency.
                 let now = Instant::now();
                 while let Some(&(at, i)) = schedule.front() {
                     if at > now {
@@ -569,7 +619,7 @@ impl Worker {
                     schedule.push_back((at + interval, i));
                 }
             }
-            received.fetch_add(self.totals.messages - before, Ordering::Relaxed);
+            replies.fetch_add(self.checked - before, Ordering::Relaxed);
         }
         Ok(Done {
             histogram: self.histogram,
@@ -584,6 +634,7 @@ impl Worker {
             return;
         }
         if self.codec == Codec::Frame {
+            // `validate` checked that the size fits the header.
             conn.outbuf
                 .extend_from_slice(&(self.size as u32).to_be_bytes());
         }
@@ -596,18 +647,19 @@ impl Worker {
     fn flush(&mut self, i: usize) {
         let conn = &mut self.conns[i];
         let mut written = 0;
+        let mut failed = false;
         while conn.open && written < conn.outbuf.len() {
             match conn.stream.write(&conn.outbuf[written..]) {
                 Ok(0) => {
-                    self.totals.errors.reset += 1;
-                    conn.open = false;
+                    failed = true;
+                    break;
                 }
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.totals.errors.reset += 1;
-                    conn.open = false;
+                    failed = true;
+                    break;
                 }
             }
         }
@@ -615,10 +667,17 @@ impl Worker {
             self.totals.bytes_sent += written as u64;
         }
         conn.outbuf.drain(..written);
+        if failed {
+            self.close(i, Some(Failure::Reset));
+        }
     }
 
     /// Reads all that is there, checks each whole reply, sends replacements.
-    fn read(&mut self, i: usize) {
+    ///
+    /// A read shorter than the buffer means the kernel had no more, which
+    /// saves the `WouldBlock` read per wake-up; `to_the_end` reads on anyway.
+    fn read(&mut self, i: usize, to_the_end: bool) {
+        let mut ended = None;
         loop {
             let conn = &mut self.conns[i];
             if !conn.open {
@@ -626,80 +685,151 @@ impl Worker {
             }
             match conn.stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    if !conn.sent_at.is_empty() {
-                        self.totals.errors.short_reply += 1;
-                    }
-                    conn.open = false;
-                    return;
+                    ended = Some(Failure::ShortReply);
+                    break;
                 }
                 Ok(n) => {
                     conn.inbuf.extend_from_slice(&self.scratch[..n]);
                     if Instant::now() >= self.measure_from {
                         self.totals.bytes_received += n as u64;
                     }
-                    if n < self.scratch.len() {
+                    if n < self.scratch.len() && !to_the_end {
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.totals.errors.reset += 1;
-                    conn.open = false;
-                    return;
+                    ended = Some(Failure::Reset);
+                    break;
                 }
             }
         }
-        let replies = self.check_replies(i);
-        if self.interval.is_none() {
-            let now = Instant::now();
-            for _ in 0..replies {
-                self.queue_request(i, now);
+        // Replies that came before an end of stream are checked all the same.
+        let Some(replies) = self.check_replies(i) else {
+            self.close(i, None); // garbled beyond resync; counted as a mismatch
+            return;
+        };
+        match ended {
+            // The end of the stream is a failure only with replies still owed.
+            Some(Failure::ShortReply) if self.conns[i].sent_at.is_empty() => self.close(i, None),
+            Some(failure) => self.close(i, Some(failure)),
+            None => {
+                if self.interval.is_none() {
+                    let now = Instant::now();
+                    for _ in 0..replies {
+                        self.queue_request(i, now);
+                    }
+                }
+                self.flush(i);
             }
         }
-        self.flush(i);
     }
 
-    /// Takes every whole reply out of connection `i`'s input; returns how many.
-    fn check_replies(&mut self, i: usize) -> usize {
-        let framed = self.codec == Codec::Frame;
-        let reply_len = self.size + if framed { HEADER_LEN } else { 0 };
+    /// Takes every whole reply out of connection `i`'s input and checks it
+    /// against the request it answers. Returns how many, or `None` if a frame
+    /// header is so far off that the rest of the stream cannot be cut.
+    ///
+    /// Framed replies are cut by their own headers, so a reply of the wrong
+    /// length is one mismatch and the next reply is still found. Raw replies
+    /// have no edges: the stream is compared, `size` bytes at a time, with
+    /// the concatenation of the requests.
+    fn check_replies(&mut self, i: usize) -> Option<usize> {
         let now = Instant::now();
         let measuring = now >= self.measure_from;
+        // Far above any echo of `size`; beyond it the header is garbage.
+        let max_reply = self.size.max(DEFAULT_MAX_FRAME);
         let conn = &mut self.conns[i];
         let mut used = 0;
         let mut replies = 0;
-        while conn.inbuf.len() - used >= reply_len {
-            let reply = &conn.inbuf[used..used + reply_len];
+        let mut garbled = false;
+        loop {
+            let rest = &conn.inbuf[used..];
+            let (payload, len) = match self.codec {
+                Codec::Raw if rest.len() >= self.size => (&rest[..self.size], self.size),
+                Codec::Raw => break,
+                Codec::Frame => {
+                    let Some((header, body)) = rest.split_first_chunk::<HEADER_LEN>() else {
+                        break;
+                    };
+                    let declared = u32::from_be_bytes(*header) as usize;
+                    if declared > max_reply {
+                        garbled = true;
+                        break;
+                    }
+                    match body.get(..declared) {
+                        Some(payload) => (payload, HEADER_LEN + declared),
+                        None => break,
+                    }
+                }
+            };
             self.expected.clear();
-            if framed {
-                self.expected
-                    .extend_from_slice(&(self.size as u32).to_be_bytes());
-            }
             payload_into(&mut self.expected, conn.id, conn.next_reply, self.size);
-            if reply != self.expected.as_slice() {
+            if payload != self.expected.as_slice() {
                 self.totals.errors.mismatch += 1;
             }
-            let sent = conn.sent_at.pop_front().unwrap_or(now);
-            if measuring {
+            // More replies than requests is a mismatch already counted; the
+            // reply then has no send time to measure from.
+            if let Some(sent) = conn.sent_at.pop_front()
+                && measuring
+            {
                 let nanos = now.saturating_duration_since(sent).as_nanos() as u64;
-                let _ = self.histogram.record(nanos.max(1));
+                self.histogram.saturating_record(nanos.max(1));
                 self.totals.messages += 1;
             }
             conn.next_reply += 1;
-            used += reply_len;
+            used += len;
             replies += 1;
         }
         conn.inbuf.drain(..used);
-        replies
+        self.checked += replies as u64;
+        if garbled {
+            self.totals.errors.mismatch += 1;
+            return None;
+        }
+        Some(replies)
+    }
+
+    /// Gives connection `i` up, counting why if the server is to blame.
+    fn close(&mut self, i: usize, failure: Option<Failure>) {
+        let conn = &mut self.conns[i];
+        if !conn.open {
+            return;
+        }
+        conn.open = false;
+        self.open -= 1;
+        // Hung up on before the first reply: the server refused the
+        // connection (wrong key, over its limit) rather than broke it.
+        let failure = match failure {
+            Some(_) if conn.next_reply == 0 => {
+                self.totals.errors.connect += 1;
+                None
+            }
+            failure => failure,
+        };
+        // Deregistered so that no more events come for it; the socket itself
+        // closes when the worker ends.
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.outbuf = Vec::new();
+        conn.inbuf = Vec::new();
+        match failure {
+            Some(Failure::ShortReply) => self.totals.errors.short_reply += 1,
+            Some(Failure::Reset) => self.totals.errors.reset += 1,
+            None => {}
+        }
     }
 }
 
+/// Longest a connect, or the wait for a challenge, may take. Without it a
+/// `--key-file` against a server that sends no challenge would wait forever.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connects (blocking, then switched to non-blocking) and authenticates.
 fn open(addr: SocketAddr, key: Option<&[u8]>) -> io::Result<TcpStream> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, SETUP_TIMEOUT)?;
     stream.set_nodelay(true)?;
     if let Some(key) = key {
+        stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
         let mut challenge = [0u8; CHALLENGE_LEN];
         stream.read_exact(&mut challenge)?;
         stream.write_all(&auth::answer(key, &challenge))?;
