@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::auth;
 use crate::config::CHALLENGE_LEN;
 use crate::error::Error;
-use crate::frame::HEADER_LEN;
+use crate::frame::{self, HEADER_LEN};
 
 /// A blocking connection to a frameloop server.
 #[derive(Debug)]
@@ -57,12 +57,10 @@ impl Client {
 
     /// Sends one frame.
     pub fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        let len = u32::try_from(payload.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "payload over 4 GiB"))?;
         // One write for header and payload: two would cost a packet each.
         let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
-        frame.extend_from_slice(&len.to_be_bytes());
-        frame.extend_from_slice(payload);
+        frame::encode_into(&mut frame, payload)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.stream.write_all(&frame).map_err(|e| self.explain(e))
     }
 
