@@ -242,16 +242,14 @@ impl<H: Handler> Server<H> {
     }
 
     fn connection_event(&mut self, id: ConnId, event: &Event) {
-        if lookup(&mut self.conns, id).is_none() {
+        let Some(conn) = lookup(&mut self.conns, id) else {
             return; // closed earlier in this batch; its slot may hold another
+        };
+        if event.is_read_closed() {
+            conn.peer_closed = true;
         }
         if event.is_writable() {
             self.settle(id);
-        }
-        if event.is_read_closed()
-            && let Some(conn) = lookup(&mut self.conns, id)
-        {
-            conn.peer_closed = true;
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.read(id);
