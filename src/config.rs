@@ -38,7 +38,7 @@ pub struct Config {
     pub frame_timeout: Option<Duration>,
     /// Stop reading a connection whose unsent output exceeds this.
     pub high_water: usize,
-    /// Resume reading once its unsent output is below this.
+    /// Resume reading once its unsent output is down to this (0: all flushed).
     pub low_water: usize,
     /// Disconnect a connection whose unsent output, grown by others'
     /// messages (broadcasts), exceeds this.

@@ -583,7 +583,7 @@ impl<H: Handler> Server<H> {
             debug!("{}: {pending} bytes unsent; pausing reads", conn.peer);
             conn.paused = true;
             self.counters.read_paused();
-        } else if conn.paused && pending < self.config.low_water {
+        } else if conn.paused && pending <= self.config.low_water {
             debug!(
                 "{}: output drained to {pending} bytes; resuming reads",
                 conn.peer

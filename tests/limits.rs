@@ -251,3 +251,38 @@ fn output_others_pile_on_a_reader_that_never_reads_disconnects_it_at_the_cap() {
     assert!(closed_by_server(&mut never_reads));
     assert_eq!(echo(&mut talker, b"fine"), b"ok");
 }
+
+#[test]
+fn a_low_water_mark_of_zero_resumes_reading_once_output_is_fully_flushed() {
+    let server = start(
+        Config {
+            low_water: 0,
+            ..loopback_config()
+        },
+        Echo,
+    );
+    let mut reader = connect(server.addr());
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = reader.try_clone().unwrap();
+    // 256 frames of 64 KiB, read only after a pause: more than the socket
+    // buffers hold, so the server pauses reads, then must resume at zero.
+    let sender = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for i in 0..256 {
+            numbered_frame(i, &mut buf);
+            writer.write_all(&buf).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut expected = Vec::new();
+    for i in 0..256 {
+        numbered_frame(i, &mut expected);
+        let got = read_frame(&mut reader).expect("reads stalled: never resumed at zero");
+        assert!(got == expected[4..], "frame {i} differs");
+    }
+    sender.join().unwrap();
+    let stats = server.stop().unwrap();
+    assert!(stats.read_pauses > 0, "the test never paused reads");
+}
