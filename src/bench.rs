@@ -317,10 +317,17 @@ fn validate(config: &BenchConfig) -> Result<(), BenchError> {
             "--threads must not exceed --connections".into(),
         ));
     }
-    if config.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        return Err(BenchError::Invalid(
-            "--rate must be a positive number".into(),
-        ));
+    // Each connection sends once per `connections / rate` seconds: that
+    // interval must be a real, non-zero duration (at least a microsecond).
+    if let Some(rate) = config.rate {
+        let interval = Duration::try_from_secs_f64(config.connections as f64 / rate);
+        if !interval.is_ok_and(|i| i >= Duration::from_micros(1)) {
+            return Err(BenchError::Invalid(format!(
+                "--rate must be a positive number of at most {} msgs/s for {} connections",
+                config.connections as u64 * 1_000_000,
+                config.connections
+            )));
+        }
     }
     if config.duration.is_zero() {
         return Err(BenchError::Invalid("--duration must be above zero".into()));

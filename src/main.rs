@@ -272,6 +272,12 @@ fn bench(args: BenchArgs) -> ExitCode {
             } else {
                 println!("{report}");
             }
+            // No reply at all is a failure too: a server that accepts and
+            // never answers must not pass as error-free.
+            if report.messages == 0 {
+                eprintln!("frameloop: no reply arrived in the measured window");
+                return ExitCode::from(1);
+            }
             match report.errors.total() {
                 0 => ExitCode::SUCCESS,
                 _ => ExitCode::from(1),

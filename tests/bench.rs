@@ -239,3 +239,32 @@ fn a_wrong_key_is_counted_as_connect_failures() {
     assert_eq!(wrong.errors.connect, 20, "{wrong}");
     assert_eq!(wrong.errors.total(), 20, "{wrong}");
 }
+
+#[test]
+fn a_rate_too_high_or_too_low_for_a_send_interval_is_refused() {
+    for rate in [1e12, 1e-20, 0.0, f64::NAN] {
+        let config = BenchConfig {
+            rate: Some(rate),
+            ..quick(None)
+        };
+        let err = bench::run(&config).unwrap_err();
+        assert!(matches!(err, BenchError::Invalid(_)), "{rate}: {err}");
+    }
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_does_not_pass() {
+    let bin = env!("CARGO_BIN_EXE_frameloop");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    // The kernel completes the handshakes (backlog); nobody ever reads.
+    let out = Command::new(bin)
+        .args(["bench", "--addr", &addr.to_string(), "--connections", "4"])
+        .args(["--warmup", "0", "--duration", "300ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no reply"), "{stderr}");
+    drop(silent);
+}
