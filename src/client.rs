@@ -10,6 +10,9 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// How long a client waits for the server's challenge.
+const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(5);
+
 use crate::auth;
 use crate::config::CHALLENGE_LEN;
 use crate::error::Error;
@@ -19,7 +22,6 @@ use crate::frame::{self, HEADER_LEN};
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,
-    addr: SocketAddr,
     /// After a handshake, until the first reply: an EOF then means the
     /// server refused the answer.
     unconfirmed_auth: bool,
@@ -34,7 +36,6 @@ impl Client {
             .map_err(|e| Error::Connect(addr, e))?;
         Ok(Client {
             stream,
-            addr,
             unconfirmed_auth: false,
         })
     }
@@ -43,10 +44,29 @@ impl Client {
     pub fn connect_with_key(addr: SocketAddr, key: &[u8]) -> Result<Client, Error> {
         let mut client = Client::connect(addr)?;
         let mut challenge = [0u8; CHALLENGE_LEN];
+        // A server without a key sends no challenge: do not wait forever.
+        let no_challenge = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Connect(
+                addr,
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no authentication challenge within 5 s: does the server use --key-file?",
+                ),
+            ),
+            _ => Error::AuthRejected(addr),
+        };
+        client
+            .stream
+            .set_read_timeout(Some(CHALLENGE_TIMEOUT))
+            .map_err(|e| Error::Connect(addr, e))?;
         client
             .stream
             .read_exact(&mut challenge)
-            .map_err(|_| Error::AuthRejected(addr))?;
+            .map_err(no_challenge)?;
+        client
+            .stream
+            .set_read_timeout(None)
+            .map_err(|e| Error::Connect(addr, e))?;
         client
             .stream
             .write_all(&auth::answer(key, &challenge))
@@ -106,7 +126,11 @@ impl Client {
                 | io::ErrorKind::BrokenPipe
         );
         if self.unconfirmed_auth && closed {
-            io::Error::new(e.kind(), Error::AuthRejected(self.addr).to_string())
+            // The caller names the address; the cause is the key.
+            io::Error::new(
+                e.kind(),
+                "server closed the connection during authentication: wrong key?",
+            )
         } else {
             e
         }

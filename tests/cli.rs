@@ -104,6 +104,12 @@ fn keygen_prints_a_usable_key_and_client_authenticates_with_it() {
         &refused,
         "closed the connection during authentication: wrong key?",
     );
+    let refused_text = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        refused_text.matches(&addr_text).count(),
+        1,
+        "the address once: {refused_text}"
+    );
 
     server.kill().unwrap();
     server.wait().unwrap();
@@ -121,4 +127,26 @@ fn sigterm_flushes_and_exits_zero_with_a_summary() {
     assert!(closed_by_server(&mut s));
     let status = wait_with_limit(&mut server, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_key_against_a_server_without_one_gives_up_after_five_seconds_in_one_line() {
+    let server = start(loopback_config(), frameloop::Echo);
+    let key = std::env::temp_dir().join(format!("frameloop-nokey-{}", std::process::id()));
+    std::fs::write(&key, "k".repeat(40)).unwrap();
+    let started = std::time::Instant::now();
+    let out = frameloop(&[
+        "client",
+        "--addr",
+        &server.addr().to_string(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "hi",
+    ]);
+    std::fs::remove_file(&key).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited too long"
+    );
+    assert_one_line_error(&out, "no authentication challenge within 5 s");
 }
