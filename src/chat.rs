@@ -26,7 +26,8 @@ use crate::handler::{Ctx, Handler};
 /// A chat room: all connections of the server are its members.
 #[derive(Debug, Default)]
 pub struct Chat {
-    /// Member number of each connection, in connection order.
+    /// Member number of each connection (ordered by `ConnId`, so a broadcast
+    /// visits members in the same order every time).
     members: BTreeMap<ConnId, u64>,
     next_member: u64,
     /// One reusable buffer for the message being broadcast.
