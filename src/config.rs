@@ -99,13 +99,9 @@ pub fn default_max_connections() -> usize {
 
 /// The process's soft limit on open file descriptors (`ulimit -n`).
 pub fn fd_soft_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes into the struct we pass.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    (rc == 0).then_some(lim.rlim_cur)
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _hard)| soft)
 }
 
 /// Parses `250ms`, `5s`, `2m`, or a bare number of seconds (`5`, `0.5`).

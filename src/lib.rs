@@ -37,8 +37,11 @@
 //! Read `ARCHITECTURE.md` for the map of the code and the life of one frame.
 
 pub mod auth;
+#[cfg(feature = "cli")]
 pub mod bench;
 mod chat;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod client;
 pub mod config;
 mod connection;

@@ -126,9 +126,7 @@ impl<H: Handler> Server<H> {
     /// Binds the listener (and the UDP socket with `config.udp`).
     pub fn bind(config: Config, handler: H) -> Result<Server<H>, Error> {
         let poll = Poll::new()?;
-        let mut listener =
-            TcpListener::bind(config.addr).map_err(|e| Error::bind(config.addr, e))?;
-        raise_backlog(&listener);
+        let mut listener = listen(config.addr).map_err(|e| Error::bind(config.addr, e))?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -790,19 +788,22 @@ impl<H: Handler> Server<H> {
     }
 }
 
-/// mio listens with std's backlog of 128: too few for a burst of thousands
-/// of connects. When the accept queue overflows the kernel drops SYNs, and
-/// each client waits a 1-second retransmit. Linux lets `listen` be called
-/// again to raise it (the kernel caps it at `net.core.somaxconn`).
-fn raise_backlog(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `listen` on a socket we own; no memory is passed.
-    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
-        debug!(
-            "cannot raise the listen backlog: {}",
-            io::Error::last_os_error()
-        );
-    }
+/// Binds a listening socket with a backlog of [`LISTEN_BACKLOG`].
+///
+/// mio and std listen with a backlog of 128: too few for a burst of thousands
+/// of connects. When the accept queue overflows, the kernel drops SYNs and each
+/// client waits a 1-second retransmit. socket2 lets us choose the backlog (the
+/// kernel still caps it at `net.core.somaxconn`).
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As std does: a restarted server may bind while old connections linger
+    // in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// The connection `id` names, if it is still the one in its slot.

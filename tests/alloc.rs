@@ -3,6 +3,7 @@
 //! buffers. This file is its own test binary because it installs a counting
 //! global allocator.
 
+#[path = "it/common.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

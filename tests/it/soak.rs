@@ -2,14 +2,12 @@
 //! connect, disconnect and reset mid-frame. The fast version runs in CI; the
 //! long one is `cargo test --release --test soak -- --ignored`.
 
-mod common;
-
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use frameloop::Echo;
 
 /// A tiny deterministic generator (xorshift), so failures reproduce.

@@ -1,13 +1,11 @@
 //! The server as a separate process: graceful shutdown on SIGTERM under load,
 //! and running out of file descriptors.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// CPU time (user + system) the process used, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -29,8 +27,7 @@ fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
         }
         s.write_all(&wire).unwrap();
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    terminate(&server);
     let start = Instant::now();
     let mut echoed = 0u64;
     for (i, s) in clients.iter_mut().enumerate() {
@@ -130,8 +127,7 @@ fn out_of_file_descriptors_the_server_neither_spins_nor_stalls() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(read_frame(s).unwrap(), tagged(*i as u32, 16), "client {i}");
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    terminate(&server);
     assert_eq!(
         wait_with_limit(&mut server, Duration::from_secs(10)).code(),
         Some(0)

@@ -1,12 +1,10 @@
 //! A live server over TCP: framing, many connections, half-close, resets, raw mode.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use frameloop::{CloseReason, Codec, Config, Echo, Upper};
 
 #[test]

@@ -1,13 +1,11 @@
 //! The load generator checks what it measures: a correct server gives zero
 //! errors, a corrupting one is caught, and impossible runs are refused.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use frameloop::bench::{self, BenchConfig, BenchError};
 use frameloop::{Codec, Config, ConnId, Ctx, Handler};
 

@@ -1,12 +1,10 @@
 //! The `frameloop` binary as a person uses it: errors are one line and exit 2.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn frameloop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_frameloop"))
@@ -122,8 +120,7 @@ fn sigterm_flushes_and_exits_zero_with_a_summary() {
     let (mut server, addr, _lines) = serve_process(&[], &[]);
     let mut s = connect(addr);
     assert_eq!(echo(&mut s, b"before"), b"before");
-    // SAFETY: sending a signal to our own child.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    terminate(&server);
     assert!(closed_by_server(&mut s));
     let status = wait_with_limit(&mut server, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));

@@ -4,14 +4,12 @@
 //! The wire format these tests read is the one `src/chat.rs` documents:
 //! `* you are 7`, `* 7 joined`, `7: <payload>`, `* 7 left`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use frameloop::{Chat, CloseReason, Config};
 
 /// Connects, reads the greeting and returns the stream and its member id.

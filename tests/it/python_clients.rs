@@ -4,14 +4,12 @@
 //! Each test runs `python3` for real. Without python3 they fail, saying so:
 //! CI installs it (`.ci/run`), and a silent pass would prove nothing.
 
-mod common;
-
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use frameloop::{CloseReason, Codec, Config, Echo, Upper};
 
 /// How long one Python run may take before the test fails.

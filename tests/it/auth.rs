@@ -1,12 +1,10 @@
 //! HMAC-SHA256 challenge-response, end to end over TCP.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use frameloop::{Client, CloseReason, Config, Echo, auth};
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef-shared";

@@ -1,11 +1,9 @@
 //! UDP datagrams served by the same loop, on the same address and port, as TCP.
 
-mod common;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use frameloop::config::MAX_DATAGRAM;
 use frameloop::{Config, Echo, Handler, RunningServer, Upper};
 

@@ -1,8 +1,6 @@
 //! The examples run for real: each is started as its own process, found by
 //! the `listening on ADDR` line it prints first, and spoken to over TCP.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// How long an example may take to print its `listening on` line.
 const START_LIMIT: Duration = Duration::from_secs(10);

@@ -1,13 +1,11 @@
 //! Limits under load and abuse: backpressure, fairness, timeouts, the
 //! connection limit, the output cap. Each test fails without its mechanism.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use frameloop::{CloseReason, Config, ConnId, Ctx, Echo, Handler};
 
 const FRAME: usize = 64 * 1024;
