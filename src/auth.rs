@@ -17,6 +17,7 @@
 //! It authenticates the client only, once; it neither encrypts nor protects
 //! the frames that follow, nor proves the server to the client.
 
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -97,9 +98,19 @@ impl Handshake {
 pub fn answer(key: &[u8], challenge: &[u8]) -> [u8; CHALLENGE_LEN] {
     let mut mac = Authenticator::new(key).mac;
     mac.update(challenge);
-    let mut out = [0u8; CHALLENGE_LEN];
-    out.copy_from_slice(&mac.finalize().into_bytes());
-    out
+    mac.finalize().into_bytes().into()
+}
+
+/// The client's side of the handshake on a blocking stream: reads the
+/// 32-byte challenge and writes the answer.
+///
+/// How long to wait for the challenge is the caller's choice (a read timeout
+/// on the socket): a server without a key sends none, and would be waited for
+/// forever.
+pub fn answer_challenge(stream: &mut (impl Read + Write), key: &[u8]) -> io::Result<()> {
+    let mut challenge = [0u8; CHALLENGE_LEN];
+    stream.read_exact(&mut challenge)?;
+    stream.write_all(&answer(key, &challenge))
 }
 
 /// Reads a key file: its bytes, less one trailing `\n` or `\r\n`.

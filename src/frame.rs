@@ -19,6 +19,7 @@
 //! unfinished and never holds more than `max + 4` bytes.
 
 use std::fmt;
+use std::io;
 
 /// Bytes in the length prefix.
 pub const HEADER_LEN: usize = 4;
@@ -94,13 +95,117 @@ pub fn decode(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameToo
 ///
 /// Fails only for payloads of 4 GiB or more, which the header cannot express.
 pub fn encode_into(out: &mut Vec<u8>, payload: &[u8]) -> Result<(), FrameTooLarge> {
-    let len = u32::try_from(payload.len()).map_err(|_| FrameTooLarge {
-        declared: payload.len() as u64,
-        max: u32::MAX as usize,
-    })?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
-    Ok(())
+    encode_with(out, |w| w.extend_from_slice(payload))
+}
+
+/// Appends one frame whose payload `write` appends: the header is reserved
+/// first and filled in once the payload's length is known, so a payload can
+/// be built in place, with no buffer of its own.
+///
+/// A payload of 4 GiB or more is removed again (`out` is as before) and
+/// reported.
+pub fn encode_with(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut PayloadWriter<'_>),
+) -> Result<(), FrameTooLarge> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    write(&mut PayloadWriter::new(out));
+    let len = out.len() - start - HEADER_LEN;
+    match u32::try_from(len) {
+        Ok(len) => {
+            out[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+            Ok(())
+        }
+        Err(_) => {
+            out.truncate(start);
+            Err(FrameTooLarge {
+                declared: len as u64,
+                max: u32::MAX as usize,
+            })
+        }
+    }
+}
+
+/// An append-only view of an output buffer: a payload is written through it,
+/// and nothing written before it (other replies, this frame's header) can be
+/// changed or removed.
+#[derive(Debug)]
+pub struct PayloadWriter<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl<'a> PayloadWriter<'a> {
+    /// A writer that appends to `out`.
+    pub fn new(out: &'a mut Vec<u8>) -> PayloadWriter<'a> {
+        let start = out.len();
+        PayloadWriter { out, start }
+    }
+
+    /// Appends bytes.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Appends one byte.
+    pub fn push(&mut self, byte: u8) {
+        self.out.push(byte);
+    }
+
+    /// Bytes written through this writer so far.
+    pub fn len(&self) -> usize {
+        self.out.len() - self.start
+    }
+
+    /// Whether nothing was written through it yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Extend<u8> for PayloadWriter<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        self.out.extend(bytes);
+    }
+}
+
+/// So that `write!(w, "{n}")` formats straight into the reply.
+impl io::Write for PayloadWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes one frame to a blocking stream, header and payload in one write
+/// (two writes would cost a packet each with `TCP_NODELAY`).
+pub fn write_frame(stream: &mut impl io::Write, payload: &[u8]) -> io::Result<()> {
+    let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
+    encode_into(&mut frame, payload).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    stream.write_all(&frame)
+}
+
+/// Reads one frame from a blocking stream.
+///
+/// A header declaring more than `max` is an `InvalidData` error carrying
+/// [`FrameTooLarge`]; the payload buffer grows as bytes arrive, so a lying
+/// header cannot make the reader allocate 4 GiB up front.
+pub fn read_frame(mut stream: impl io::Read, max: usize) -> io::Result<Vec<u8>> {
+    let mut header = [0u8; HEADER_LEN];
+    stream.read_exact(&mut header)?;
+    let len =
+        checked_len(&header, max).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut payload = Vec::with_capacity(len.min(64 * 1024));
+    io::Read::read_to_end(&mut stream.take(len as u64), &mut payload)?;
+    if payload.len() != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(payload)
 }
 
 /// Reassembles frames from chunks of a byte stream, split anywhere.

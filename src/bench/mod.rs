@@ -36,7 +36,7 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::{CHALLENGE_LEN, Codec, Config, fd_soft_limit};
+use crate::config::{Codec, Config, fd_soft_limit};
 use crate::frame::{DEFAULT_MAX_FRAME, HEADER_LEN};
 use crate::{Echo, auth};
 
@@ -837,9 +837,7 @@ fn open(addr: SocketAddr, key: Option<&[u8]>) -> io::Result<TcpStream> {
     stream.set_nodelay(true)?;
     if let Some(key) = key {
         stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
-        let mut challenge = [0u8; CHALLENGE_LEN];
-        stream.read_exact(&mut challenge)?;
-        stream.write_all(&auth::answer(key, &challenge))?;
+        auth::answer_challenge(&mut stream, key)?;
     }
     stream.set_nonblocking(true)?;
     Ok(TcpStream::from_std(stream))
