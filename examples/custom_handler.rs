@@ -15,7 +15,8 @@ use frameloop::{Config, Ctx, Handler, Server};
 struct Length;
 
 impl Handler for Length {
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
         ctx.send(payload.len().to_string().as_bytes());
     }
 }

@@ -39,7 +39,8 @@ fn split_word(bytes: &[u8]) -> (&[u8], &[u8]) {
 }
 
 impl Handler for Store {
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, request: &[u8]) {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, request: &[u8]) {
         let (command, rest) = split_word(request);
         match command {
             b"SET" => {

@@ -56,7 +56,7 @@ pub struct BenchConfig {
     pub threads: usize,
     pub codec: Codec,
     /// Answer the server's HMAC challenge with this key.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<crate::Key>,
     /// Open loop: total requests per second over all connections.
     pub rate: Option<f64>,
     /// Print a progress line to stderr every second.
@@ -505,7 +505,7 @@ impl Worker {
                 totals.errors.connect += 1;
                 continue;
             }
-            match open(addr, config.key.as_deref()) {
+            match open(addr, config.key.as_ref()) {
                 Ok(mut stream) => {
                     let token = Token(conns.len());
                     poll.registry().register(
@@ -832,12 +832,12 @@ impl Worker {
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects (blocking, then switched to non-blocking) and authenticates.
-fn open(addr: SocketAddr, key: Option<&[u8]>) -> io::Result<TcpStream> {
+fn open(addr: SocketAddr, key: Option<&crate::Key>) -> io::Result<TcpStream> {
     let mut stream = std::net::TcpStream::connect_timeout(&addr, SETUP_TIMEOUT)?;
     stream.set_nodelay(true)?;
     if let Some(key) = key {
         stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
-        auth::answer_challenge(&mut stream, key)?;
+        auth::answer_challenge(&mut stream, key.as_bytes())?;
     }
     stream.set_nonblocking(true)?;
     Ok(TcpStream::from_std(stream))

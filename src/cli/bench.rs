@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::CodecName;
-use crate::auth;
+use super::parse_duration;
 use crate::bench::BenchConfig;
-use crate::config::parse_duration;
 
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
@@ -50,7 +49,7 @@ pub(crate) struct BenchArgs {
 /// Exit 0 if every reply checked out, 1 on any error, 2 if it could not run.
 pub(crate) fn run(args: BenchArgs) -> ExitCode {
     let key = match &args.key_file {
-        Some(path) => match auth::load_key(path) {
+        Some(path) => match crate::Key::from_file(path) {
             Ok(key) => Some(key),
             Err(e) => {
                 eprintln!("frameloop: {e}");

@@ -35,7 +35,7 @@ fn port_in_use_is_one_line_and_exit_code_2() {
 fn unparsable_address_is_refused_with_exit_code_2() {
     let out = frameloop(&["serve", "--addr", "localhost:nine"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'localhost:nine'"));
+    assert_one_line_error(&out, "cannot resolve localhost:nine");
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn sigterm_flushes_and_exits_zero_with_a_summary() {
 }
 
 #[test]
-fn a_key_against_a_server_without_one_gives_up_after_five_seconds_in_one_line() {
+fn a_key_against_a_server_without_one_gives_up_after_the_timeout_in_one_line() {
     let server = start(loopback_config(), frameloop::Echo);
     let key = std::env::temp_dir().join(format!("frameloop-nokey-{}", std::process::id()));
     std::fs::write(&key, "k".repeat(40)).unwrap();
@@ -138,12 +138,17 @@ fn a_key_against_a_server_without_one_gives_up_after_five_seconds_in_one_line() 
         &server.addr().to_string(),
         "--key-file",
         key.to_str().unwrap(),
+        "--timeout",
+        "300ms",
         "hi",
     ]);
     std::fs::remove_file(&key).unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(15),
+        started.elapsed() < Duration::from_secs(5),
         "waited too long"
     );
-    assert_one_line_error(&out, "no authentication challenge within 5 s");
+    assert_one_line_error(
+        &out,
+        "sent no authentication challenge within 300ms: it probably runs without --key-file",
+    );
 }

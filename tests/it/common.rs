@@ -21,7 +21,10 @@ pub fn loopback_config() -> Config {
     }
 }
 
-pub fn start<H: Handler + Send + 'static>(config: Config, handler: H) -> RunningServer {
+pub fn start<H: Handler + Send>(config: Config, handler: H) -> RunningServer
+where
+    H::Conn: Send,
+{
     let _ = env_logger::builder().is_test(true).try_init();
     frameloop::spawn(config, handler).expect("server starts")
 }

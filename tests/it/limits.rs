@@ -217,10 +217,11 @@ struct CopyToFirst {
 }
 
 impl Handler for CopyToFirst {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>) {
+    type Conn = ();
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.first.get_or_insert(ctx.id());
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
         if let Some(first) = self.first {
             ctx.send_to(first, payload);
         }
@@ -229,9 +230,9 @@ impl Handler for CopyToFirst {
 }
 
 #[test]
-fn output_others_pile_on_a_reader_that_never_reads_disconnects_it_at_the_cap() {
+fn a_reader_that_never_reads_what_others_send_it_is_cut_off_after_the_slow_reader_timeout() {
     let config = Config {
-        max_output: 1 << 20,
+        slow_reader_timeout: Duration::from_millis(300),
         ..loopback_config()
     };
     let server = start(config, CopyToFirst::default());
@@ -239,10 +240,56 @@ fn output_others_pile_on_a_reader_that_never_reads_disconnects_it_at_the_cap() {
     std::thread::sleep(Duration::from_millis(50));
     let mut talker = connect(server.addr());
     let payload = vec![b'x'; 32 * 1024];
+    let started = Instant::now();
     for _ in 0..400 {
-        // 12.5 MiB in all: far past the socket buffers and the 1 MiB cap.
+        // 12.5 MiB in all: far past the socket buffers. The talker is held
+        // up while the reader is over high-water, then goes on without it.
         assert_eq!(echo(&mut talker, &payload), b"ok");
     }
+    let stats = server.handle().stats();
+    assert_eq!(stats.closed(CloseReason::SlowReader), 1);
+    assert_eq!(stats.closed(CloseReason::OutputCap), 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "held up first"
+    );
+    assert!(closed_by_server(&mut never_reads));
+    assert_eq!(echo(&mut talker, b"fine"), b"ok");
+}
+
+/// Sends 256 copies of every frame to connection 0: one hook piles up far
+/// more than high-water at once.
+#[derive(Default)]
+struct Amplify(CopyToFirst);
+
+impl Handler for Amplify {
+    type Conn = ();
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.0.first.get_or_insert(ctx.id());
+    }
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
+        if let Some(first) = self.0.first {
+            for _ in 0..256 {
+                ctx.send_to(first, payload);
+            }
+        }
+        ctx.send(b"ok");
+    }
+}
+
+#[test]
+fn output_others_pile_past_the_hard_cap_disconnects_the_reader_at_once() {
+    let config = Config {
+        max_output: 1 << 20,
+        slow_reader_timeout: Duration::from_secs(300),
+        ..loopback_config()
+    };
+    let server = start(config, Amplify::default());
+    let mut never_reads = connect(server.addr());
+    std::thread::sleep(Duration::from_millis(50));
+    let mut talker = connect(server.addr());
+    // 256 x 32 KiB = 8 MiB from one frame: past the kernel's buffers and the cap.
+    assert_eq!(echo(&mut talker, &vec![b'x'; 32 * 1024]), b"ok");
     assert!(wait_until(Duration::from_secs(5), || {
         server.handle().stats().closed(CloseReason::OutputCap) == 1
     }));

@@ -132,7 +132,7 @@ fn python_framed_client_exits_nonzero_when_a_reply_differs() {
 #[test]
 fn python_hmac_client_authenticates_and_a_wrong_key_is_told_so() {
     let config = Config {
-        key: Some(KEY.as_bytes().to_vec()),
+        key: Some(frameloop::Key::new(KEY.as_bytes().to_vec()).unwrap()),
         ..loopback_config()
     };
     let server = start(config, Echo);
@@ -174,7 +174,7 @@ fn python_client_reads_key_files_exactly_as_load_key_does() {
         let mut contents = KEY.as_bytes().to_vec();
         contents.extend_from_slice(ending);
         let key_file = TempFile::new(&format!("py-key-ending-{i}"), &contents);
-        let key = frameloop::auth::load_key(&key_file.0).unwrap();
+        let key = frameloop::Key::from_file(&key_file.0).unwrap();
         let server = start(
             Config {
                 key: Some(key),
