@@ -46,7 +46,6 @@
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -54,6 +53,7 @@ use mio::{Interest, Registry, Token};
 use crate::auth::handshake::Handshake;
 use crate::frame::FrameDecoder;
 use crate::stats::CloseReason;
+use crate::timer::Stamp;
 
 /// Tokens below this are the reactor's own sources (listener, UDP, waker).
 pub(crate) const FIRST_CONNECTION_TOKEN: usize = 16;
@@ -129,7 +129,7 @@ pub(crate) enum State {
     },
     /// Flushed, write side shut: reading and discarding until the peer's EOF
     /// or `until`, then closed.
-    Lingering { reason: CloseReason, until: Instant },
+    Lingering { reason: CloseReason, until: Stamp },
 }
 
 /// Whether an open connection is being read.
@@ -139,7 +139,7 @@ pub(crate) enum Reading {
     /// Not read since `since`: its own unsent replies passed high-water, or
     /// a connection it sends to did (`Pause::Receivers`).
     Paused {
-        since: Instant,
+        since: Stamp,
         cause: Pause,
     },
 }
@@ -174,15 +174,15 @@ pub(crate) struct Connection<S> {
     /// "drained", so come back for the 0 that ends the stream.
     pub fin_seen: bool,
     /// Last time a byte went either way (idle timeout).
-    pub last_active: Instant,
+    pub last_active: Stamp,
     /// When the first byte of the unfinished frame arrived, moved forward by
     /// the time reading was paused (frame timeout: a frame stuck behind the
     /// server's own backpressure is not slowloris).
-    pub frame_started: Option<Instant>,
+    pub frame_started: Option<Stamp>,
     /// Since when output sent by others is over high-water (slow reader).
-    pub congested_since: Option<Instant>,
+    pub congested_since: Option<Stamp>,
     /// The deadline this connection has in the reactor's timer heap.
-    pub deadline: Option<Instant>,
+    pub deadline: Option<Stamp>,
     /// Handler timers set for it and not yet fired or cancelled.
     pub timers: u32,
     /// Bytes of this connection in the reactor's buffered total.
@@ -192,7 +192,7 @@ pub(crate) struct Connection<S> {
 }
 
 impl<S: Default> Connection<S> {
-    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, now: Instant) -> Connection<S> {
+    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, now: Stamp) -> Connection<S> {
         Connection {
             id,
             stream,
@@ -270,7 +270,7 @@ impl<S> Connection<S> {
     }
 
     /// Stops reading an open connection.
-    pub fn pause(&mut self, now: Instant, cause: Pause) {
+    pub fn pause(&mut self, now: Stamp, cause: Pause) {
         if let State::Open(Reading::Active) = self.state {
             self.state = State::Open(Reading::Paused { since: now, cause });
         }
@@ -286,11 +286,11 @@ impl<S> Connection<S> {
 
     /// Reads an open connection again. The time it was paused does not count
     /// against its frame or idle timeout.
-    pub fn resume(&mut self, now: Instant) {
+    pub fn resume(&mut self, now: Stamp) {
         if let State::Open(Reading::Paused { since, .. }) = self.state {
-            let paused = now.saturating_duration_since(since);
+            let paused = now.since(since);
             if let Some(started) = &mut self.frame_started {
-                *started += paused;
+                *started = started.after(paused);
             }
             self.last_active = self.last_active.max(now);
             self.state = State::Open(Reading::Active);
@@ -342,7 +342,7 @@ impl<S> Connection<S> {
 
     /// Flushed and the peer may still send: shut the write side (the peer
     /// reads our replies, then EOF) and read until its EOF or `until`.
-    pub fn linger(&mut self, until: Instant) -> io::Result<()> {
+    pub fn linger(&mut self, until: Stamp) -> io::Result<()> {
         if let State::Draining {
             reason,
             input_ended: false,

@@ -30,7 +30,7 @@ use crate::frame::{self, PayloadWriter};
 use crate::mailbox::{Mailbox, PostError};
 use crate::reactor::Due;
 use crate::stats::CloseReason;
-use crate::timer::{HandlerTimers, TimerId, Timers};
+use crate::timer::{Clock, HandlerTimers, Stamp, TimerId, Timers};
 
 /// A protocol: one instance serves every connection of a reactor.
 ///
@@ -128,7 +128,8 @@ pub trait Handler: Sized + 'static {
 pub struct LoopCtx<'a, H: Handler> {
     /// The reactor running the hook (0 with one reactor).
     pub(crate) reactor: usize,
-    pub(crate) now: Instant,
+    pub(crate) now: Stamp,
+    pub(crate) clock: Clock,
     pub(crate) codec: Codec,
     pub(crate) conns: &'a mut Slab<Connection<H::Conn>>,
     /// Connections given output by `send_to`, for the reactor to flush.
@@ -168,7 +169,7 @@ impl<H: Handler> LoopCtx<'_, H> {
 
     /// The time of this turn of the loop (read once after `poll` returned).
     pub fn now(&self) -> Instant {
-        self.now
+        self.clock.instant(self.now)
     }
 
     /// Whether `id` names a connection that is open now. A [`ConnId`] kept
@@ -324,16 +325,9 @@ impl<H: Handler> LoopCtx<'_, H> {
         every: Option<Duration>,
     ) -> TimerId {
         let id = self.handler_timers.add(owner, every);
-        self.timers
-            .schedule(self.now + clamp_delay(after), Due::Timer(id));
+        self.timers.schedule(self.now.after(after), Due::Timer(id));
         id
     }
-}
-
-/// Delays are capped at a year, so that no `Instant` arithmetic can overflow
-/// (a year is forever for a timer; the cap is documented on the setters).
-fn clamp_delay(after: Duration) -> Duration {
-    after.min(crate::config::MAX_TIMEOUT)
 }
 
 /// What a handler may do during a hook about one connection: reply, reach

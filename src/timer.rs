@@ -28,11 +28,63 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
 use crate::connection::ConnId;
+
+/// A point in the loop's time: milliseconds since its [`Clock`] started,
+/// plus one.
+///
+/// Eight bytes where an `Instant` takes sixteen, and `Option<Stamp>` eight
+/// too: a connection keeps several of these, and an idle connection should
+/// cost about 200 bytes. Millisecond precision is all a timeout needs, and
+/// all `epoll_wait` offers anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Stamp(NonZeroU64);
+
+impl Stamp {
+    /// `delay` later, rounded up to a whole millisecond (so a deadline never
+    /// comes early).
+    pub fn after(self, delay: Duration) -> Stamp {
+        let millis = delay.as_nanos().div_ceil(1_000_000);
+        let millis = u64::try_from(millis).unwrap_or(u64::MAX);
+        Stamp(self.0.saturating_add(millis))
+    }
+
+    /// How long after `earlier` this is (zero if it is not after).
+    pub fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_millis(self.0.get().saturating_sub(earlier.0.get()))
+    }
+}
+
+/// Turns `Instant`s into [`Stamp`]s and back, from the moment it started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    epoch: Instant,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock {
+            epoch: Instant::now(),
+        }
+    }
+
+    /// `now` as a stamp (rounded down to the millisecond).
+    pub fn stamp(&self, now: Instant) -> Stamp {
+        let millis = now.saturating_duration_since(self.epoch).as_millis();
+        let millis = u64::try_from(millis).unwrap_or(u64::MAX - 1);
+        Stamp(NonZeroU64::MIN.saturating_add(millis))
+    }
+
+    /// The `Instant` a stamp stands for.
+    pub fn instant(&self, stamp: Stamp) -> Instant {
+        self.epoch + Duration::from_millis(stamp.0.get() - 1)
+    }
+}
 
 /// Entries the heap may hold beyond twice the live ones before a compaction:
 /// small heaps are never worth compacting.
@@ -46,7 +98,7 @@ pub(crate) struct Timers<D> {
 
 #[derive(Debug)]
 struct Entry<D> {
-    at: Instant,
+    at: Stamp,
     due: D,
 }
 
@@ -78,18 +130,18 @@ impl<D> Default for Timers<D> {
 
 impl<D> Timers<D> {
     /// Adds a deadline.
-    pub fn schedule(&mut self, at: Instant, due: D) {
+    pub fn schedule(&mut self, at: Stamp, due: D) {
         self.heap.push(Reverse(Entry { at, due }));
     }
 
     /// The nearest deadline, if any (possibly a stale one: waking for it
     /// early is harmless).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Stamp> {
         self.heap.peek().map(|Reverse(entry)| entry.at)
     }
 
     /// Removes and returns one entry due at `now`, with its deadline.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, D)> {
+    pub fn pop_due(&mut self, now: Stamp) -> Option<(Stamp, D)> {
         match self.heap.peek() {
             Some(Reverse(entry)) if entry.at <= now => {
                 self.heap.pop().map(|Reverse(entry)| (entry.at, entry.due))
@@ -112,7 +164,7 @@ impl<D> Timers<D> {
 
     /// Drops every entry `live` says is stale, and gives back the capacity
     /// they used (after a burst of connections, the memory goes back too).
-    pub fn compact(&mut self, mut live: impl FnMut(Instant, &D) -> bool) {
+    pub fn compact(&mut self, mut live: impl FnMut(Stamp, &D) -> bool) {
         let mut entries = std::mem::take(&mut self.heap).into_vec();
         entries.retain(|Reverse(entry)| live(entry.at, &entry.due));
         entries.shrink_to(2 * entries.len() + COMPACTION_SLACK);
@@ -211,27 +263,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stamps_round_deadlines_up_and_now_down() {
+        let clock = Clock::start();
+        let t0 = clock.stamp(clock.epoch + Duration::from_micros(2_700));
+        assert_eq!(t0.since(clock.stamp(clock.epoch)), Duration::from_millis(2));
+        let later = t0.after(Duration::from_micros(1));
+        assert_eq!(later.since(t0), Duration::from_millis(1), "never early");
+        assert!(clock.instant(later) >= clock.instant(t0) + Duration::from_micros(1));
+        assert_eq!(std::mem::size_of::<Option<Stamp>>(), 8);
+        assert_eq!(
+            t0.after(Duration::MAX).since(t0),
+            Duration::from_millis(u64::MAX - 3)
+        );
+    }
+
+    #[test]
     fn due_entries_come_out_nearest_first_and_later_ones_stay() {
-        let t0 = Instant::now();
+        let t0 = Clock::start().stamp(Instant::now());
         let mut timers = Timers::default();
-        timers.schedule(t0 + Duration::from_secs(3), 'a');
-        timers.schedule(t0 + Duration::from_secs(1), 'b');
-        timers.schedule(t0 + Duration::from_secs(9), 'c');
-        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
-        let now = t0 + Duration::from_secs(5);
+        timers.schedule(t0.after(Duration::from_secs(3)), 'a');
+        timers.schedule(t0.after(Duration::from_secs(1)), 'b');
+        timers.schedule(t0.after(Duration::from_secs(9)), 'c');
+        assert_eq!(
+            timers.next_deadline(),
+            Some(t0.after(Duration::from_secs(1)))
+        );
+        let now = t0.after(Duration::from_secs(5));
         assert_eq!(timers.pop_due(now).map(|(_, d)| d), Some('b'));
         assert_eq!(timers.pop_due(now).map(|(_, d)| d), Some('a'));
         assert_eq!(timers.pop_due(now), None);
         assert_eq!(timers.len(), 1);
-        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(9)));
+        assert_eq!(
+            timers.next_deadline(),
+            Some(t0.after(Duration::from_secs(9)))
+        );
     }
 
     #[test]
     fn compaction_drops_stale_entries_and_gives_the_memory_back() {
-        let t0 = Instant::now();
+        let t0 = Clock::start().stamp(Instant::now());
         let mut timers = Timers::default();
         for i in 0..100_000u32 {
-            timers.schedule(t0 + Duration::from_secs(300), i);
+            timers.schedule(t0.after(Duration::from_secs(300)), i);
         }
         // Ten of them still matter (ten connections left after a burst).
         assert!(timers.needs_compaction(10));
@@ -240,7 +313,7 @@ mod tests {
         assert!(timers.heap.capacity() <= 2 * 10 + COMPACTION_SLACK);
         assert!(!timers.needs_compaction(10));
         let mut left = Vec::new();
-        while let Some((_, i)) = timers.pop_due(t0 + Duration::from_secs(301)) {
+        while let Some((_, i)) = timers.pop_due(t0.after(Duration::from_secs(301))) {
             left.push(i);
         }
         left.sort();

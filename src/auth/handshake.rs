@@ -17,12 +17,12 @@
 //! one implementation.
 
 use std::io::{self, Read, Write};
-use std::time::Instant;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::config::CHALLENGE_LEN;
+use crate::timer::Stamp;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Authenticator {
 #[derive(Debug)]
 pub(crate) struct Handshake {
     /// The answer must be complete by then.
-    deadline: Instant,
+    deadline: Stamp,
     challenge: [u8; CHALLENGE_LEN],
     answer: [u8; CHALLENGE_LEN],
     received: usize,
@@ -73,7 +73,7 @@ pub(crate) struct Handshake {
 
 impl Handshake {
     /// A handshake with a fresh challenge from the OS random source.
-    pub fn new(deadline: Instant) -> io::Result<Handshake> {
+    pub fn new(deadline: Stamp) -> io::Result<Handshake> {
         let mut challenge = [0u8; CHALLENGE_LEN];
         getrandom::fill(&mut challenge).map_err(io::Error::other)?;
         Ok(Handshake {
@@ -84,7 +84,7 @@ impl Handshake {
         })
     }
 
-    pub fn deadline(&self) -> Instant {
+    pub fn deadline(&self) -> Stamp {
         self.deadline
     }
 
@@ -145,7 +145,8 @@ mod tests {
     fn answer_arriving_in_pieces_is_verified_once_complete() {
         let key = [7u8; 32];
         let auth = Authenticator::new(&key);
-        let mut hs = Handshake::new(Instant::now()).unwrap();
+        let mut hs =
+            Handshake::new(crate::timer::Clock::start().stamp(std::time::Instant::now())).unwrap();
         let right = answer(&key, hs.challenge());
         assert_eq!(hs.take_answer(&right[..31]), 31);
         assert_eq!(hs.verdict(&auth), None);
@@ -158,7 +159,8 @@ mod tests {
     #[test]
     fn wrong_key_is_refused() {
         let auth = Authenticator::new(&[1u8; 32]);
-        let mut hs = Handshake::new(Instant::now()).unwrap();
+        let mut hs =
+            Handshake::new(crate::timer::Clock::start().stamp(std::time::Instant::now())).unwrap();
         let wrong = answer(&[2u8; 32], hs.challenge());
         hs.take_answer(&wrong);
         assert_eq!(hs.verdict(&auth), Some(false));

@@ -14,6 +14,7 @@ use crate::config::ACCEPT_RETRY;
 use crate::connection::{ConnId, Connection};
 use crate::handler::Handler;
 use crate::stats::CloseReason;
+use crate::timer::Stamp;
 
 /// Connections accepted per listener event before others get a turn.
 const ACCEPT_BATCH: usize = 256;
@@ -44,7 +45,7 @@ impl<H: Handler> Reactor<H> {
                     if self.warning_due() {
                         warn!("accept failed: {e}; pausing accepts for {ACCEPT_RETRY:?}");
                     }
-                    self.pause_accepting(self.now + ACCEPT_RETRY);
+                    self.pause_accepting(self.now.after(ACCEPT_RETRY));
                     self.counters.accept_paused();
                     return;
                 }
@@ -54,7 +55,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Stops accepting until `at` (a retry timer is set for it).
-    fn pause_accepting(&mut self, at: std::time::Instant) {
+    fn pause_accepting(&mut self, at: Stamp) {
         self.accepting = Accepting::PausedUntil(at);
         self.timers.schedule(at, Due::AcceptRetry);
     }
@@ -101,7 +102,7 @@ impl<H: Handler> Reactor<H> {
         }
         let mut conn = Connection::new(id, stream, peer, self.now);
         if self.auth.is_some() {
-            match Handshake::new(self.now + self.config.handshake_timeout) {
+            match Handshake::new(self.now.after(self.config.handshake_timeout)) {
                 Ok(handshake) => {
                     self.reply.extend_from_slice(handshake.challenge());
                     conn.await_answer(handshake);

@@ -23,6 +23,7 @@ macro_rules! loop_ctx {
         LoopCtx {
             reactor: $reactor.index,
             now: $reactor.now,
+            clock: $reactor.clock,
             codec: $reactor.config.codec,
             conns: &mut $reactor.conns,
             touched: &mut $reactor.touched,

@@ -59,7 +59,7 @@ use crate::error::Error;
 use crate::handler::Handler;
 use crate::mailbox::{self, Inbox, Mailbox};
 use crate::stats::{Counters, Stats};
-use crate::timer::{HandlerTimers, Timers};
+use crate::timer::{Clock, HandlerTimers, Stamp, Timers};
 
 pub(crate) use timers::Due;
 
@@ -82,7 +82,7 @@ pub(crate) struct Shared {
 enum Accepting {
     Yes,
     /// `accept` failed (out of descriptors): not before this, or a close.
-    PausedUntil(Instant),
+    PausedUntil(Stamp),
     /// Shutting down: the listener is deregistered.
     No,
 }
@@ -144,11 +144,13 @@ pub(crate) struct Reactor<H: Handler> {
 
     // ----- time ----------------------------------------------------------------
     /// The time of this turn, read once after `poll` returns.
-    now: Instant,
+    now: Stamp,
+    /// Turns `Instant`s into stamps and back.
+    clock: Clock,
     /// Every deadline the loop waits for besides sockets.
     timers: Timers<Due>,
     /// When the last warning about a limit was logged (at most one a second).
-    last_warning: Option<Instant>,
+    last_warning: Option<Stamp>,
 
     // ----- policy --------------------------------------------------------------
     /// Limits and settings, checked by `Config::validate` before the bind.
@@ -164,7 +166,7 @@ pub(crate) struct Reactor<H: Handler> {
     /// This reactor's counters (a handle sums every reactor's).
     counters: Arc<Counters>,
     /// Set once shutdown began: the deadline for flushing.
-    shutdown: Option<Instant>,
+    shutdown: Option<Stamp>,
 }
 
 impl<H: Handler> Reactor<H> {
@@ -191,10 +193,11 @@ impl<H: Handler> Reactor<H> {
         };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (mailbox, inbox) = mailbox::mailbox(waker, config.mailbox_capacity);
-        let now = Instant::now();
+        let clock = Clock::start();
+        let now = clock.stamp(Instant::now());
         let mut timers = Timers::default();
         if let Some(every) = config.stats_interval {
-            timers.schedule(now + every, Due::Stats);
+            timers.schedule(now.after(every), Due::Stats);
         }
         Ok(Reactor {
             index,
@@ -219,6 +222,7 @@ impl<H: Handler> Reactor<H> {
             reply: Vec::new(),
             buffered: 0,
             now,
+            clock,
             timers,
             last_warning: None,
             auth: config
@@ -284,7 +288,7 @@ impl<H: Handler> Reactor<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
             result => result?,
         }
-        self.now = Instant::now();
+        self.now = self.clock.stamp(Instant::now());
         Ok(())
     }
 
@@ -296,9 +300,7 @@ impl<H: Handler> Reactor<H> {
         if !self.ready.is_empty() || udp_backlog || self.inbox_backlog {
             return Some(Duration::ZERO);
         }
-        self.timers
-            .next_deadline()
-            .map(|at| at.saturating_duration_since(self.now))
+        self.timers.next_deadline().map(|at| at.since(self.now))
     }
 
     /// Work a full batch left for the next turn: datagrams, messages.
@@ -325,7 +327,7 @@ impl<H: Handler> Reactor<H> {
     fn warning_due(&mut self) -> bool {
         let due = self
             .last_warning
-            .is_none_or(|at| self.now >= at + Duration::from_secs(1));
+            .is_none_or(|at| self.now >= at.after(Duration::from_secs(1)));
         if due {
             self.last_warning = Some(self.now);
         }
@@ -363,7 +365,7 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 pub(crate) fn timer_is_live<S>(
     conns: &Slab<Connection<S>>,
     handler_timers: &HandlerTimers,
-    at: Instant,
+    at: Stamp,
     due: &Due,
 ) -> bool {
     match *due {

@@ -22,7 +22,7 @@ impl<H: Handler> Reactor<H> {
             self.conns.len(),
             self.config.shutdown_timeout
         );
-        let deadline = self.now + self.config.shutdown_timeout;
+        let deadline = self.now.after(self.config.shutdown_timeout);
         self.shutdown = Some(deadline);
         self.timers.schedule(deadline, Due::Shutdown);
         self.accepting = Accepting::No;
@@ -37,7 +37,7 @@ impl<H: Handler> Reactor<H> {
             }
             // Read until the kernel has nothing more (a short read), within
             // the shutdown deadline: settling never pauses during shutdown.
-            while self.read(id) && Instant::now() < deadline {}
+            while self.read(id) && self.clock.stamp(Instant::now()) < deadline {}
             self.begin_close(id, CloseReason::Shutdown);
             self.settle(id);
         }

@@ -7,8 +7,6 @@
 //! `frame_started`); when the entry comes due, the deadline is computed anew
 //! from them, and either the connection closes or the entry moves later.
 
-use std::time::Instant;
-
 use log::{info, warn};
 
 use super::{Reactor, lookup, timer_is_live};
@@ -16,7 +14,7 @@ use crate::config::Config;
 use crate::connection::{ConnId, Connection, Reading, State};
 use crate::handler::Handler;
 use crate::stats::CloseReason;
-use crate::timer::TimerId;
+use crate::timer::{Stamp, TimerId};
 
 /// What a deadline in the reactor's heap is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +46,11 @@ enum Expiry {
 /// A connection's nearest deadline and what it means, from its state and
 /// timestamps. (`Config::validate` keeps every timeout under a year, so no
 /// addition here can overflow.)
-fn deadline<S>(conn: &Connection<S>, config: &Config) -> Option<(Instant, Expiry)> {
-    let idle = config.idle_timeout.map(|t| conn.last_active + t);
+fn deadline<S>(conn: &Connection<S>, config: &Config) -> Option<(Stamp, Expiry)> {
+    let idle = config.idle_timeout.map(|t| conn.last_active.after(t));
     let slow = conn.congested_since.map(|since| {
         (
-            since + config.slow_reader_timeout,
+            since.after(config.slow_reader_timeout),
             Expiry::Abort(CloseReason::SlowReader),
         )
     });
@@ -69,7 +67,7 @@ fn deadline<S>(conn: &Connection<S>, config: &Config) -> Option<(Instant, Expiry
             idle.map(|at| (at, Expiry::Drain(CloseReason::Idle))),
             conn.frame_started
                 .zip(config.frame_timeout)
-                .map(|(started, t)| (started + t, Expiry::Drain(CloseReason::FrameTimeout))),
+                .map(|(started, t)| (started.after(t), Expiry::Drain(CloseReason::FrameTimeout))),
             slow,
         ],
         // Paused or closing, the server is not taking input: only the peer's
@@ -111,7 +109,7 @@ impl<H: Handler> Reactor<H> {
                     if let Some(every) = self.config.stats_interval {
                         // From now, not from `at`: a late turn never makes
                         // the next line due at once (no catching up, no spin).
-                        self.timers.schedule(self.now + every, Due::Stats);
+                        self.timers.schedule(self.now.after(every), Due::Stats);
                     }
                 }
                 Due::Shutdown => self.shutdown_deadline(),
@@ -124,7 +122,7 @@ impl<H: Handler> Reactor<H> {
 
     /// Connection `id`'s entry came due: close it, or move the entry to its
     /// next deadline.
-    fn connection_deadline(&mut self, id: ConnId, at: Instant) {
+    fn connection_deadline(&mut self, id: ConnId, at: Stamp) {
         let Some(conn) = lookup(&mut self.conns, id) else {
             return; // closed since
         };
@@ -174,7 +172,9 @@ impl<H: Handler> Reactor<H> {
         };
         let (owner, every) = (set.owner, set.every);
         match every {
-            Some(every) => self.timers.schedule(self.now + every, Due::Timer(timer)),
+            Some(every) => self
+                .timers
+                .schedule(self.now.after(every), Due::Timer(timer)),
             None => {
                 self.handler_timers.remove(timer);
             }

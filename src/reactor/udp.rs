@@ -70,6 +70,7 @@ impl<H: Handler> Reactor<H> {
             return;
         };
         let mut buf = std::mem::take(&mut self.read_buf);
+        let now = self.clock.instant(self.now);
         udp.backlog = true;
         for _ in 0..DATAGRAM_BATCH {
             let (n, from) = match udp.socket.recv_from(&mut buf) {
@@ -85,7 +86,7 @@ impl<H: Handler> Reactor<H> {
             };
             let (payload, nonce) = match &mut udp.guard {
                 None => (&buf[..n], None),
-                Some(guard) => match guard.admit(&buf[..n], datagram::unix_millis(), self.now) {
+                Some(guard) => match guard.admit(&buf[..n], datagram::unix_millis(), now) {
                     Ok(opened) => (opened.payload, Some(opened.nonce)),
                     Err(why) => {
                         debug!("udp: datagram from {from} dropped: {why}");

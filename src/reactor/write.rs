@@ -71,7 +71,7 @@ impl<H: Handler> Reactor<H> {
                 return self.finish(id);
             }
             if let State::Draining { .. } = conn.state() {
-                if let Err(e) = conn.linger(now + self.config.linger) {
+                if let Err(e) = conn.linger(now.after(self.config.linger)) {
                     debug!("{}: shutdown failed: {e}", conn.peer);
                     return self.abort(id, CloseReason::Reset);
                 }
