@@ -8,6 +8,7 @@ mod auth;
 mod bench;
 mod chat;
 mod cli;
+mod closing;
 mod decoder_props;
 mod examples;
 mod limits;
