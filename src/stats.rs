@@ -108,6 +108,8 @@ pub(crate) struct Counters {
     messages: AtomicU64,
     timers: AtomicU64,
     datagrams_rejected: [AtomicU64; 4],
+    buffered: AtomicU64,
+    timer_entries: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
 }
 
@@ -153,6 +155,11 @@ impl Counters {
     pub fn message(&self) {
         self.messages.fetch_add(1, Relaxed);
     }
+    /// The gauges, as they are at the end of a turn.
+    pub fn gauges(&self, buffered: usize, timer_entries: usize) {
+        self.buffered.store(buffered as u64, Relaxed);
+        self.timer_entries.store(timer_entries as u64, Relaxed);
+    }
     /// A handler's timer fired.
     pub fn timer_fired(&self) {
         self.timers.fetch_add(1, Relaxed);
@@ -187,6 +194,8 @@ impl Counters {
             datagrams_stale: self.datagrams_rejected[1].load(Relaxed),
             datagrams_replayed: self.datagrams_rejected[2].load(Relaxed),
             datagrams_refused_cache_full: self.datagrams_rejected[3].load(Relaxed),
+            buffered_bytes: self.buffered.load(Relaxed),
+            timer_entries: self.timer_entries.load(Relaxed),
             closed: std::array::from_fn(|i| self.closed[i].load(Relaxed)),
         }
     }
@@ -227,6 +236,12 @@ pub struct Stats {
     pub datagrams_replayed: u64,
     /// Datagrams refused because the replay cache was full.
     pub datagrams_refused_cache_full: u64,
+    /// Bytes connections hold in buffers now: queued output and unfinished
+    /// frames (`Config::max_buffered` bounds it).
+    pub buffered_bytes: u64,
+    /// Deadlines in the timer heaps now, stale ones included (bounded by
+    /// twice the live ones: see `timer.rs`).
+    pub timer_entries: u64,
     closed: [u64; CloseReason::ALL.len()],
 }
 
@@ -262,6 +277,8 @@ impl Stats {
         self.datagrams_stale += other.datagrams_stale;
         self.datagrams_replayed += other.datagrams_replayed;
         self.datagrams_refused_cache_full += other.datagrams_refused_cache_full;
+        self.buffered_bytes += other.buffered_bytes;
+        self.timer_entries += other.timer_entries;
         for (mine, theirs) in self.closed.iter_mut().zip(other.closed) {
             *mine += theirs;
         }
@@ -292,8 +309,12 @@ impl fmt::Display for Stats {
         }
         write!(
             f,
-            "; read pauses {} fairness deferrals {} accept pauses {}",
-            self.read_pauses, self.fairness_deferrals, self.accept_pauses
+            "; read pauses {} fairness deferrals {} accept pauses {}; buffered {} timers {}",
+            self.read_pauses,
+            self.fairness_deferrals,
+            self.accept_pauses,
+            self.buffered_bytes,
+            self.timer_entries
         )?;
         f.write_str("; closed:")?;
         for reason in CloseReason::ALL {

@@ -151,7 +151,6 @@ impl<D> Timers<D> {
     }
 
     /// Entries held, stale ones included.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.heap.len()
     }

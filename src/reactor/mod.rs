@@ -276,6 +276,7 @@ impl<H: Handler> Reactor<H> {
             self.read_ready_list();
             self.serve_backlogs();
             self.fire_due_timers();
+            self.counters.gauges(self.buffered, self.timers.len());
         }
         Ok(self.counters.snapshot())
     }

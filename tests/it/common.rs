@@ -93,7 +93,12 @@ pub fn tagged(tag: u32, len: usize) -> Vec<u8> {
 
 /// Resident set size of this process, in KiB.
 pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    rss_kib_of(std::process::id())
+}
+
+/// Resident set size of process `pid`, in KiB.
+pub fn rss_kib_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

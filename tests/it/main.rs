@@ -12,6 +12,7 @@ mod closing;
 mod decoder_props;
 mod examples;
 mod limits;
+mod memory;
 mod process;
 mod python_clients;
 mod server;
