@@ -259,6 +259,11 @@ impl UdpClient {
         })
     }
 
+    /// The address the client sends from.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
     /// Sends `payload` as one datagram and returns the reply's payload.
     pub fn request(&self, payload: &[u8]) -> io::Result<Vec<u8>> {
         let (datagram, nonce) = match &self.key {

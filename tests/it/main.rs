@@ -18,3 +18,4 @@ mod python_clients;
 mod server;
 mod soak;
 mod udp;
+mod udp_auth;

@@ -211,6 +211,37 @@ fn python_udp_client_gets_its_datagram_upper_cased() {
 }
 
 #[test]
+fn python_udp_client_seals_its_datagram_for_a_keyed_server() {
+    let key = TempFile::new("py-udp-key", format!("{KEY}\n").as_bytes());
+    let config = Config {
+        udp: true,
+        key: Some(frameloop::Key::new(KEY.as_bytes().to_vec()).unwrap()),
+        ..loopback_config()
+    };
+    let server = start(config, Upper);
+    let port = server.addr().port().to_string();
+    let out = script(
+        "udp_client.py",
+        &[
+            "--port",
+            &port,
+            "--key-file",
+            key.path(),
+            "--message",
+            "sealed",
+        ],
+    );
+    assert_success(&out);
+    assert_eq!(stdout(&out), "b'SEALED'\n");
+    // Without the key, the same server answers nothing, and says why not.
+    let out = script("udp_client.py", &["--port", &port, "--timeout", "0.3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does it use --key-file?"));
+    let stats = server.stop().unwrap();
+    assert_eq!((stats.datagrams, stats.datagrams_forged), (2, 1));
+}
+
+#[test]
 fn the_notes_udp_client_works_unchanged_against_serve_udp_with_upper() {
     let (serve, addr, _log) = serve_process(&[], &["--udp", "--handler", "upper"]);
     let _serve = KillOnDrop(serve);
