@@ -14,10 +14,13 @@ use frameloop::{Config, Handler, RunningServer};
 /// How long any single blocking read in a test may wait.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The defaults on 127.0.0.1:0, but for a short linger: a test that stops
+/// its server with clients still connected need not wait two seconds for
+/// their EOF.
 pub fn loopback_config() -> Config {
     Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
+        linger: Duration::from_millis(200),
+        ..Config::loopback()
     }
 }
 
@@ -119,12 +122,38 @@ pub fn terminate(child: &Child) {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
 }
 
+/// A `frameloop serve` process, killed when dropped (a failing test leaves
+/// no server behind).
+pub struct ServerProcess(Child);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `frameloop serve` (optionally under `prlimit`), returns the child,
 /// its address, and a channel of its stderr lines.
 pub fn serve_process(
     prefix: &[&str],
     args: &[&str],
-) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
     let bin = env!("CARGO_BIN_EXE_frameloop");
     let mut command = match prefix.split_first() {
         Some((program, rest)) => {
@@ -156,7 +185,7 @@ pub fn serve_process(
                 .map(|a| a.trim().parse().unwrap())
         })
         .expect("a 'listening on' line");
-    (child, addr, rx)
+    (ServerProcess(child), addr, rx)
 }
 
 pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {

@@ -76,16 +76,6 @@ fn assert_success(out: &Output) {
     );
 }
 
-/// A server process, killed when the test ends (pass or fail).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A file in the temp directory, removed when dropped.
 struct TempFile(PathBuf);
 
@@ -244,7 +234,7 @@ fn python_udp_client_seals_its_datagram_for_a_keyed_server() {
 #[test]
 fn the_notes_udp_client_works_unchanged_against_serve_udp_with_upper() {
     let (serve, addr, _log) = serve_process(&[], &["--udp", "--handler", "upper"]);
-    let _serve = KillOnDrop(serve);
+    let _serve = serve; // killed on drop
     // The notes' client, byte for byte, but for the port the server got.
     let notes_client = "import socket\n\
                         sk = socket.socket(type = socket.SOCK_DGRAM)\n\

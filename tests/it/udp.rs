@@ -18,16 +18,6 @@ fn udp_socket(server: SocketAddr) -> UdpSocket {
     s
 }
 
-/// A server process, killed when the test ends (pass or fail).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_udp<H: Handler + Send>(handler: H) -> RunningServer
 where
     H::Conn: Send,
@@ -198,7 +188,7 @@ fn frameloop_client_udp_prints_each_reply() {
 #[test]
 fn frameloop_serve_udp_answers_on_its_tcp_port() {
     let (serve, addr, _log) = serve_process(&[], &["--udp", "--handler", "upper"]);
-    let _serve = KillOnDrop(serve);
+    let _serve = serve; // killed on drop
     let sk = udp_socket(addr);
     sk.send_to(b"cli", addr).unwrap();
     let mut buf = [0u8; 64];
