@@ -27,7 +27,7 @@ use slab::Slab;
 use crate::config::Codec;
 use crate::connection::{ConnId, Connection};
 use crate::frame::{self, PayloadWriter};
-use crate::mailbox::{Mailbox, PostError};
+use crate::mailbox::{Mailbox, PostError, Refused};
 use crate::reactor::Due;
 use crate::stats::CloseReason;
 use crate::timer::{Clock, HandlerTimers, Stamp, TimerId, Timers};
@@ -160,10 +160,10 @@ impl<H: Handler> LoopCtx<'_, H> {
         &self,
         reactor: usize,
         message: impl for<'b> FnOnce(&mut H, &mut LoopCtx<'b, H>) + Send + 'static,
-    ) -> Result<(), PostError> {
+    ) -> Result<(), Refused<H>> {
         match self.peers.get(reactor) {
             Some(mailbox) => mailbox.post(message),
-            None => Err(PostError::Stopped),
+            None => Err(Refused::new(PostError::Stopped, Box::new(message))),
         }
     }
 

@@ -78,7 +78,7 @@ pub use config::{Codec, Config};
 pub use connection::ConnId;
 pub use error::Error;
 pub use handler::{Ctx, DatagramCtx, Echo, Handler, LoopCtx, Upper};
-pub use mailbox::{Mailbox, PostError};
+pub use mailbox::{Mailbox, PostError, Refused};
 pub use server::{RunningServer, Server, ServerHandle, spawn};
 pub use stats::{CloseReason, Stats};
 pub use timer::TimerId;

@@ -10,8 +10,8 @@
 //!
 //! Posting never blocks and never grows memory without bound: the queue holds
 //! at most `Config::mailbox_capacity` messages, and a post to a full queue
-//! fails with [`PostError::Full`] (the sender decides: retry later, drop, or
-//! slow down its own producers). The reactor is woken with mio's `Waker`
+//! is [`Refused`] with [`PostError::Full`], handing the message back: the
+//! sender decides to retry it later, drop it, or slow its own producers down. The reactor is woken with mio's `Waker`
 //! only when the queue goes from empty to non-empty, and runs at most a
 //! batch of messages per turn, so a flood of posts cannot starve sockets.
 //!
@@ -83,6 +83,45 @@ impl<H: Handler> fmt::Debug for Mailbox<H> {
     }
 }
 
+/// A message that could not be posted, and why. [`Refused::retry`] posts the
+/// same message again.
+pub struct Refused<H: Handler> {
+    reason: PostError,
+    message: Message<H>,
+}
+
+impl<H: Handler> Refused<H> {
+    pub(crate) fn new(reason: PostError, message: Message<H>) -> Refused<H> {
+        Refused { reason, message }
+    }
+
+    /// Why it was refused.
+    pub fn reason(&self) -> PostError {
+        self.reason
+    }
+
+    /// Posts the message again (to the same or another mailbox).
+    pub fn retry(self, mailbox: &Mailbox<H>) -> Result<(), Refused<H>> {
+        mailbox.post_boxed(self.message)
+    }
+}
+
+impl<H: Handler> fmt::Debug for Refused<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refused")
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> fmt::Display for Refused<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "message not posted: {}", self.reason)
+    }
+}
+
+impl<H: Handler> std::error::Error for Refused<H> {}
+
 /// Why a message could not be posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -100,7 +139,7 @@ impl<H: Handler> Mailbox<H> {
     pub fn post(
         &self,
         message: impl for<'a> FnOnce(&mut H, &mut LoopCtx<'a, H>) + Send + 'static,
-    ) -> Result<(), PostError> {
+    ) -> Result<(), Refused<H>> {
         self.post_boxed(Box::new(message))
     }
 
@@ -109,14 +148,16 @@ impl<H: Handler> Mailbox<H> {
         self.wake.waker.clone()
     }
 
-    pub(crate) fn post_boxed(&self, message: Message<H>) -> Result<(), PostError> {
-        match self.queue.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(PostError::Full),
-            Err(TrySendError::Disconnected(_)) => return Err(PostError::Stopped),
-        }
-        self.wake.wake();
-        Ok(())
+    fn post_boxed(&self, message: Message<H>) -> Result<(), Refused<H>> {
+        let (reason, message) = match self.queue.try_send(message) {
+            Ok(()) => {
+                self.wake.wake();
+                return Ok(());
+            }
+            Err(TrySendError::Full(message)) => (PostError::Full, message),
+            Err(TrySendError::Disconnected(message)) => (PostError::Stopped, message),
+        };
+        Err(Refused { reason, message })
     }
 }
 

@@ -73,7 +73,14 @@ pub fn key(path: Option<&Path>) -> Result<Option<Key>, crate::Error> {
     path.map(Key::from_file).transpose()
 }
 
-/// Parses a duration flag (for commands that keep a plain `Duration`).
+/// Parses a duration as every `frameloop` flag does: `250ms`, `5s`, `2m`,
+/// `1h 30m`, or a bare number of seconds. For flags of your own.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(frameloop::cli::parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+/// assert!(frameloop::cli::parse_duration("soon").is_err());
+/// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     text.parse::<DurationArg>().map(|d| d.0)
 }

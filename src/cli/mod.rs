@@ -44,7 +44,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::handler::Handler;
 use crate::{Chat, Echo, Upper};
 
-pub(crate) use args::{CodecName, parse_duration};
+pub(crate) use args::CodecName;
+pub use args::parse_duration;
 
 #[derive(Parser)]
 #[command(
@@ -203,6 +204,27 @@ impl Default for Cli {
     fn default() -> Cli {
         Cli::with_builtins()
     }
+}
+
+/// Takes `FLAG VALUE` out of `args` and returns the value: for a flag of your
+/// own, before the rest of the command line goes to [`Cli::run_with`].
+///
+/// ```
+/// let mut args: Vec<String> = ["me", "--every", "2s", "serve"].map(String::from).to_vec();
+/// assert_eq!(frameloop::cli::take_flag(&mut args, "--every"), Ok(Some("2s".to_string())));
+/// assert_eq!(args, ["me", "serve"]);
+/// assert_eq!(frameloop::cli::take_flag(&mut args, "--every"), Ok(None));
+/// ```
+pub fn take_flag(args: &mut Vec<String>, flag: &str) -> Result<Option<String>, String> {
+    let Some(at) = args.iter().position(|a| a == flag) else {
+        return Ok(None);
+    };
+    let value = args
+        .get(at + 1)
+        .cloned()
+        .ok_or(format!("{flag} needs a value"))?;
+    args.drain(at..at + 2);
+    Ok(Some(value))
 }
 
 /// What the `frameloop` binary runs: the built-in handlers.

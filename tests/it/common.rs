@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -154,7 +155,22 @@ pub fn serve_process(
     prefix: &[&str],
     args: &[&str],
 ) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
-    let bin = env!("CARGO_BIN_EXE_frameloop");
+    serve_binary(
+        Path::new(env!("CARGO_BIN_EXE_frameloop")),
+        prefix,
+        &[],
+        args,
+    )
+}
+
+/// Starts `BIN BEFORE.. serve --addr 127.0.0.1:0 ARGS..` (a program built on
+/// `frameloop::cli`, optionally under `prefix`), as [`serve_process`] does.
+pub fn serve_binary(
+    bin: &Path,
+    prefix: &[&str],
+    before: &[&str],
+    args: &[&str],
+) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
     let mut command = match prefix.split_first() {
         Some((program, rest)) => {
             let mut c = Command::new(program);
@@ -164,12 +180,13 @@ pub fn serve_process(
         None => Command::new(bin),
     };
     let mut child = command
+        .args(before)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn frameloop serve");
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
