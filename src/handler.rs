@@ -129,7 +129,7 @@ pub struct LoopCtx<'a, H: Handler> {
     /// The reactor running the hook (0 with one reactor).
     pub(crate) reactor: usize,
     pub(crate) now: Stamp,
-    pub(crate) clock: Clock,
+    pub(crate) clock: &'a Clock,
     pub(crate) codec: Codec,
     pub(crate) conns: &'a mut Slab<Connection<H::Conn>>,
     /// Connections given output by `send_to`, for the reactor to flush.
@@ -336,7 +336,6 @@ impl<H: Handler> LoopCtx<'_, H> {
 pub struct Ctx<'a, H: Handler> {
     pub(crate) lp: LoopCtx<'a, H>,
     pub(crate) id: ConnId,
-    pub(crate) peer: SocketAddr,
     /// This connection's new output (the reactor's reply buffer).
     pub(crate) reply: &'a mut Vec<u8>,
     pub(crate) close_requested: bool,
@@ -364,7 +363,7 @@ impl<H: Handler> Ctx<'_, H> {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.lp.conns[self.id.index()].peer
     }
 
     /// What the handler keeps for this connection ([`Handler::Conn`]).

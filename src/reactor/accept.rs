@@ -26,7 +26,9 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn accept_all(&mut self) {
         let mark = self.mark();
         self.accept_batch();
-        self.spanned(SpanKind::Accept, None, mark);
+        if mark.is_some() {
+            self.spanned(SpanKind::Accept, None, mark);
+        }
     }
 
     fn accept_batch(&mut self) {

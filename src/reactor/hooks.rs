@@ -24,7 +24,7 @@ macro_rules! loop_ctx {
         LoopCtx {
             reactor: $reactor.index,
             now: $reactor.now,
-            clock: $reactor.clock,
+            clock: &$reactor.clock,
             codec: $reactor.config.codec,
             conns: &mut $reactor.conns,
             touched: &mut $reactor.touched,
@@ -46,11 +46,9 @@ impl<H: Handler> Reactor<H> {
         closing: Option<CloseReason>,
         hook: impl FnOnce(&mut H, &mut Ctx<'_, H>) -> R,
     ) -> R {
-        let peer = self.conns[id.index()].peer;
         let mut ctx = Ctx {
             lp: loop_ctx!(self),
             id,
-            peer,
             reply: &mut self.reply,
             close_requested: false,
             close_reason: closing,
@@ -125,7 +123,9 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn deliver_messages(&mut self) {
         let mark = self.mark();
         self.deliver_batch();
-        self.spanned(SpanKind::Messages, None, mark);
+        if mark.is_some() {
+            self.spanned(SpanKind::Messages, None, mark);
+        }
     }
 
     fn deliver_batch(&mut self) {

@@ -45,7 +45,7 @@ impl<H: Handler> Reactor<H> {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut full = false;
         self.tally.reads += 1;
-        let mark = self.recorder.as_ref().map(|_| Instant::now());
+        let mark = self.recorder.is_some().then(Instant::now);
         let result = read_once(&mut conn.stream, &mut buf);
         // Inline, not `self.spanned`: `conn` still borrows the slab.
         if let (Some(recorder), Some(start)) = (&mut self.recorder, mark) {
@@ -72,7 +72,9 @@ impl<H: Handler> Reactor<H> {
                     true => {
                         let mark = self.mark();
                         self.dispatch(id, &buf[..n]);
-                        self.spanned(SpanKind::Dispatch, Some(id), mark);
+                        if mark.is_some() {
+                            self.spanned(SpanKind::Dispatch, Some(id), mark);
+                        }
                     }
                     false => trace!("{id}: closing; {n} bytes discarded"),
                 }
@@ -92,7 +94,9 @@ impl<H: Handler> Reactor<H> {
         self.read_buf = buf;
         let mark = self.mark();
         self.settle(id);
-        self.spanned(SpanKind::Write, Some(id), mark);
+        if mark.is_some() {
+            self.spanned(SpanKind::Write, Some(id), mark);
+        }
         full
     }
 

@@ -100,6 +100,9 @@ impl<H: Handler> Reactor<H> {
     }
 
     pub(super) fn fire_due_timers(&mut self) {
+        if self.timers.next_deadline().is_none_or(|at| at > self.now) {
+            return; // the common turn: nothing due
+        }
         let (mark, fired_before) = (self.mark(), self.tally.timers);
         while let Some((at, due)) = self.timers.pop_due(self.now) {
             self.tally.timers += 1;
@@ -217,8 +220,9 @@ impl<H: Handler> Reactor<H> {
 
     /// Keeps timer memory in step with what is live: timers of closed
     /// connections are forgotten, and stale heap entries dropped, once they
-    /// would otherwise dominate.
-    fn compact_timers(&mut self) {
+    /// would otherwise dominate. (Checked after timers fire and after each
+    /// close: a close is what leaves an entry stale.)
+    pub(super) fn compact_timers(&mut self) {
         let conns = &self.conns;
         if self.handler_timers.has_many_orphans() {
             self.handler_timers

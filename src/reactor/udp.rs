@@ -120,7 +120,9 @@ impl<H: Handler> Reactor<H> {
         self.reply.clear();
         self.read_buf = buf;
         self.udp = Some(udp);
-        self.spanned(SpanKind::Datagrams, None, mark);
+        if mark.is_some() {
+            self.spanned(SpanKind::Datagrams, None, mark);
+        }
     }
 
     /// Shutdown: datagrams are no longer served.

@@ -32,6 +32,10 @@ impl<H: Handler> Reactor<H> {
     /// receivers are left over high-water stops being read until they drain.
     pub(super) fn settle(&mut self, id: ConnId) {
         self.settle_one(id);
+        // Echo's path ends here: no hook sent to others or closed anything.
+        if self.closes.is_empty() && self.touched.is_empty() {
+            return;
+        }
         self.close_requested();
         if self.settle_touched() {
             self.block_sender(id);
@@ -258,6 +262,7 @@ impl<H: Handler> Reactor<H> {
             self.unblock_senders();
         }
         self.descriptor_freed();
+        self.compact_timers();
     }
 
     /// Updates the server-wide count of buffered bytes with this
