@@ -123,8 +123,12 @@ struct ClientArgs {
 
 /// Runs the `frameloop` command with the process arguments.
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // The bench installs a logger of its own: it holds the embedded server's
+    // lines back while the progress lines print.
+    if !matches!(cli.command, Command::Bench(_)) {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Client(args) => client(args),
