@@ -190,6 +190,8 @@ pub(crate) struct Worker {
     /// Requests in flight over all connections (for `quota`).
     in_flight: u64,
     plan: Option<Plan>,
+    /// When the last loop turn that could send began.
+    last_turn: Instant,
     current: Option<Interval>,
     messages: u64,
     bytes_sent: u64,
@@ -268,6 +270,7 @@ impl Worker {
             scratch: vec![0; 64 * 1024],
             in_flight: 0,
             plan: None,
+            last_turn: Instant::now(),
             current: None,
             messages: 0,
             bytes_sent: 0,
@@ -357,6 +360,8 @@ impl Worker {
             {
                 return Ok(self.finish(Stop::Requests, now, notes));
             }
+            // The last turn that could still send.
+            self.last_turn = now;
             if now >= next_sweep {
                 self.expire(now);
                 next_sweep = now + sweep_every;
@@ -465,11 +470,16 @@ impl Worker {
                 continue;
             }
             match self.schedule {
-                // Every slot due by now and not answered is owed, written or
-                // not; its age is a latency the server (or the client) has
-                // already caused: recorded, so a stall at the end shows.
+                // Every slot due by the last turn and not answered is owed,
+                // written or not; its age is a latency the server (or the
+                // client) has already caused: recorded, so a stall at the
+                // end shows. (Slots that fell due after the last turn had
+                // no chance to be sent: their ages of a few microseconds
+                // would only blur the minimum.)
                 Some(schedule) => {
-                    let due = schedule.due_by(conn.id, at).max(conn.next_reply);
+                    let due = schedule
+                        .due_by(conn.id, self.last_turn.min(at))
+                        .max(conn.next_reply);
                     for seq in conn.next_reply..due {
                         let age = at.saturating_duration_since(schedule.due_at(conn.id, seq));
                         oldest = oldest.max(Some(age));

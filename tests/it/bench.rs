@@ -338,7 +338,7 @@ fn bench_command(extra: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn the_embedded_servers_log_never_lands_among_the_progress_lines() {
-    let (code, stdout, stderr) = bench_command(&["--duration", "1200ms"]);
+    let (code, stdout, stderr) = bench_command(&["--duration", "1100ms"]);
     assert_eq!(code, Some(0), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     let progress: Vec<usize> = (0..lines.len())
@@ -404,13 +404,13 @@ fn the_hdr_log_holds_one_histogram_per_measured_second() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.hlog");
     let (code, _, stderr) =
-        bench_command(&["--duration", "1500ms", "--hdr-log", log.to_str().unwrap()]);
+        bench_command(&["--duration", "1100ms", "--hdr-log", log.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     let bytes = std::fs::read(&log).unwrap();
     let intervals = IntervalLogIterator::new(&bytes)
         .filter(|e| matches!(e, Ok(LogEntry::Interval(_))))
         .count();
-    // 1 s and 0.5 s: the warm-up is left out.
+    // 1 s and 0.1 s: the warm-up is left out.
     assert_eq!(intervals, 2, "{}", String::from_utf8_lossy(&bytes));
 }
 
