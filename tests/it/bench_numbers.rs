@@ -228,6 +228,26 @@ fn a_rate_the_server_cannot_reach_is_reported_as_missed_and_counted_only_in_the_
 }
 
 #[test]
+fn a_rate_beyond_what_the_client_can_send_still_ends_with_its_window() {
+    // A million requests a second over 100 connections: more than this
+    // client can write on a shared machine. Before the fix the run went on
+    // for seconds after its window and counted what arrived then.
+    let started = Instant::now();
+    let report = bench::run(&BenchConfig {
+        addr: None,
+        connections: 100,
+        rate: Some(1_000_000.0),
+        ..quick(SocketAddr::from(([127, 0, 0, 1], 0)))
+    })
+    .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "ran {took:?}\n{report}");
+    assert!(report.seconds <= 0.6 + 1e-9, "{report}");
+    let last = report.series.last().unwrap();
+    assert!(last.at_s <= 0.8 + 1e-9, "{:?}", report.series);
+}
+
+#[test]
 fn a_server_that_dies_shortens_the_measured_window_and_says_why() {
     let server = start(loopback_config(), frameloop::Echo);
     let addr = server.addr();
