@@ -18,7 +18,8 @@ pub enum ErrorKind {
     /// connection was closed before its first reply (a wrong key), or a
     /// keyless one was sent a 32-byte challenge.
     Auth,
-    /// The server closed a connection with requests still owed.
+    /// The server closed a connection the bench was still using (closed
+    /// loop: always with requests owed; they are counted as lost).
     ServerClosed,
     /// The server closed connections before any reply, yet answers a small
     /// request: ours are larger than it accepts.

@@ -94,6 +94,10 @@ pub struct BenchConfig {
 /// The default `--percentiles`.
 pub const DEFAULT_PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
 
+/// The most requests in flight per connection: far beyond what a socket
+/// buffer holds.
+pub const MAX_DEPTH: usize = 1 << 20;
+
 /// The longest `--duration`, `--warmup` or `--timeout` taken: far beyond
 /// any benchmark, and far below where adding it to a clock could overflow.
 pub const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -485,6 +489,9 @@ fn validate(config: &BenchConfig) -> Result<(), BenchError> {
     }
     if u32::try_from(config.connections).is_err() {
         return invalid("--connections must fit in 32 bits".into());
+    }
+    if config.depth > MAX_DEPTH {
+        return invalid(format!("--depth must be at most {MAX_DEPTH}"));
     }
     // Each connection sends once per `connections / rate` seconds: that
     // interval must be a real, non-zero duration (at least a microsecond).

@@ -268,6 +268,36 @@ fn a_rate_too_high_or_too_low_for_a_send_interval_is_refused() {
 }
 
 #[test]
+fn flags_that_cannot_work_are_refused_before_anything_starts() {
+    let refused = [
+        BenchConfig {
+            depth: usize::MAX,
+            ..quick(None)
+        },
+        BenchConfig {
+            requests: Some(0),
+            ..quick(None)
+        },
+        BenchConfig {
+            percentiles: vec![50.0, 0.0],
+            ..quick(None)
+        },
+        BenchConfig {
+            timeout: Duration::ZERO,
+            ..quick(None)
+        },
+        BenchConfig {
+            duration: Duration::MAX,
+            ..quick(None)
+        },
+    ];
+    for config in refused {
+        let err = bench::run(&config).unwrap_err();
+        assert!(matches!(err, BenchError::Invalid(_)), "{err}");
+    }
+}
+
+#[test]
 fn a_server_that_accepts_and_never_answers_does_not_pass() {
     let bin = env!("CARGO_BIN_EXE_frameloop");
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
