@@ -318,63 +318,80 @@ pub fn spectrum(path: &Path, report: &Report) -> Result<(), String> {
             (60, 2),
         )
         .map_err(&err)?;
-    let mut chart = ChartBuilder::on(&body)
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d((1.0..xmax).log_scale(), 0.0..ymax)
-        .map_err(&err)?;
-    chart
-        .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("latency")
-        .x_label_formatter(&|x| {
-            let pct = 100.0 * (1.0 - 1.0 / x);
-            let text = format!("{pct:.4}");
-            let text = text.trim_end_matches('0').trim_end_matches('.');
-            format!("{text}%")
-        })
-        .y_label_formatter(&|v| us_label(*v))
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(&err)?;
-    chart
-        .draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))
-        .map_err(&err)?
-        .label("latency of verified replies")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    chart
-        .draw_series(
-            marks
-                .iter()
-                .map(|(x, y, _)| Circle::new((*x, *y), 5, ORANGE.filled())),
-        )
-        .map_err(&err)?
-        .label("--percentiles")
-        .legend(|(x, y)| Circle::new((x + 10, y), 5, ORANGE.filled()));
-    chart
-        .draw_series(marks.iter().enumerate().map(|(i, (x, y, text))| {
-            // Labels right of their point, but the last one (the maximum,
-            // at the right edge) to its left.
-            let h = match i + 1 == marks.len() {
-                true => HPos::Right,
-                false => HPos::Left,
-            };
-            let style = ("sans-serif", 13)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(h, VPos::Top));
-            Text::new(format!(" {text} "), (*x, *y), style)
-        }))
-        .map_err(&err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(&err)?;
+    // A tail a hundred times the median flattens everything else on a
+    // linear axis: then the latency axis is logarithmic.
+    let ymin = micros(h.min()).max(0.1);
+    let log_y = ymax > 100.0 * micros(h.value_at_quantile(0.5)).max(0.1);
+    macro_rules! chart {
+        ($y:expr, $desc:expr) => {{
+            let mut chart = ChartBuilder::on(&body)
+                .margin(16)
+                .x_label_area_size(50)
+                .y_label_area_size(90)
+                .build_cartesian_2d((1.0..xmax).log_scale(), $y)
+                .map_err(&err)?;
+            chart
+                .configure_mesh()
+                .x_desc("percentile")
+                .y_desc($desc)
+                .x_label_formatter(&|x| {
+                    let pct = 100.0 * (1.0 - 1.0 / x);
+                    let text = format!("{pct:.4}");
+                    let text = text.trim_end_matches('0').trim_end_matches('.');
+                    format!("{text}%")
+                })
+                .y_label_formatter(&|v| us_label(*v))
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 16))
+                .draw()
+                .map_err(&err)?;
+            chart
+                .draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))
+                .map_err(&err)?
+                .label("latency of verified replies")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            chart
+                .draw_series(
+                    marks
+                        .iter()
+                        .map(|(x, y, _)| Circle::new((*x, *y), 5, ORANGE.filled())),
+                )
+                .map_err(&err)?
+                .label("--percentiles")
+                .legend(|(x, y)| Circle::new((x + 10, y), 5, ORANGE.filled()));
+            chart
+                .draw_series(marks.iter().enumerate().map(|(i, (x, y, text))| {
+                    // Labels right of their point, but the last one (the maximum,
+                    // at the right edge) to its left.
+                    let h = match i + 1 == marks.len() {
+                        true => HPos::Right,
+                        false => HPos::Left,
+                    };
+                    let style = ("sans-serif", 13)
+                        .into_font()
+                        .color(&BLACK)
+                        .pos(Pos::new(h, VPos::Top));
+                    Text::new(format!(" {text} "), (*x, *y), style)
+                }))
+                .map_err(&err)?;
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(&err)?;
+        }};
+    }
+    match log_y {
+        true => chart!(
+            (ymin / 1.5..ymax * 1.5)
+                .log_scale()
+                .with_key_points(one_two_five(ymin / 1.5, ymax * 1.5)),
+            "latency (log scale)"
+        ),
+        false => chart!(0.0..ymax, "latency"),
+    }
     root.present().map_err(&err)
 }
