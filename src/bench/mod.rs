@@ -252,15 +252,18 @@ pub fn run_observed(
                     core_affinity::set_for_current(core);
                 }
                 let worker = Worker::connect(t, &config, addr, first_id, mine, quota);
-                let worker = match worker {
-                    Ok(worker) => {
-                        let _ = ready_tx.send(Ok(()));
-                        worker
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("cannot start a poller: {e}")));
-                        return;
-                    }
+                // Said once, and the sender dropped at once: a thread that
+                // dies before it is ready leaves the main thread no sender to
+                // wait on forever.
+                let said = ready_tx.send(
+                    worker
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| format!("cannot start a poller: {e}")),
+                );
+                drop(ready_tx);
+                let (Ok(worker), Ok(())) = (worker, said) else {
+                    return;
                 };
                 // The clock starts once every thread has connected: 10,000
                 // connects take a while, and count as neither warm-up nor
