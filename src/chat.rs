@@ -10,14 +10,18 @@
 //! ```
 //!
 //! Members are numbered from 1 in order of arrival. The sender does not get
-//! its own message back. A member that reads too slowly is disconnected by the
-//! reactor once its unsent output passes `max_output` (see `Ctx::send_to`),
-//! so one stalled reader can never grow the server's memory.
+//! its own message back. A member that reads too slowly holds up the members
+//! sending to it (the reactor stops reading them while its unsent output is
+//! over high-water), and is disconnected if it stays that way for
+//! `slow_reader_timeout` or its output passes `max_output`: so readers that
+//! keep up lose nothing, and one stalled reader can never grow the server's
+//! memory.
 //!
 //! This handler uses only the public [`Handler`] API: it is what a user's own
-//! multi-connection handler looks like.
+//! multi-connection handler looks like. Each member's number is its
+//! per-connection state; the room is the set of members.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use crate::connection::ConnId;
@@ -26,9 +30,9 @@ use crate::handler::{Ctx, Handler};
 /// A chat room: all connections of the server are its members.
 #[derive(Debug, Default)]
 pub struct Chat {
-    /// Member number of each connection (ordered by `ConnId`, so a broadcast
-    /// visits members in the same order every time).
-    members: BTreeMap<ConnId, u64>,
+    /// Every member, in `ConnId` order (so a broadcast visits them in the
+    /// same order every time).
+    members: BTreeSet<ConnId>,
     next_member: u64,
     /// One reusable buffer for the message being broadcast.
     line: Vec<u8>,
@@ -40,10 +44,10 @@ impl Chat {
         Chat::default()
     }
 
-    /// Sends `self.line` to every member but `except`.
-    fn broadcast(&mut self, ctx: &mut Ctx<'_>, except: ConnId) {
-        for &id in self.members.keys() {
-            if id != except {
+    /// Sends `self.line` to every member but the one speaking.
+    fn broadcast(&mut self, ctx: &mut Ctx<'_, Self>) {
+        for &id in &self.members {
+            if id != ctx.id() {
                 ctx.send_to(id, &self.line);
             }
         }
@@ -51,34 +55,35 @@ impl Chat {
 }
 
 impl Handler for Chat {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>) {
+    /// The member's number.
+    type Conn = u64;
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.next_member += 1;
         let me = self.next_member;
-        self.members.insert(ctx.id(), me);
-        ctx.send_with(|out| {
-            let _ = write!(out, "* you are {me}");
+        *ctx.conn() = me;
+        self.members.insert(ctx.id());
+        ctx.send_with(|w| {
+            let _ = write!(w, "* you are {me}");
         });
         self.line.clear();
         let _ = write!(self.line, "* {me} joined");
-        self.broadcast(ctx, ctx.id());
+        self.broadcast(ctx);
     }
 
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
-        let Some(&me) = self.members.get(&ctx.id()) else {
-            return;
-        };
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
+        let me = *ctx.conn();
         self.line.clear();
         let _ = write!(self.line, "{me}: ");
         self.line.extend_from_slice(payload);
-        self.broadcast(ctx, ctx.id());
+        self.broadcast(ctx);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(me) = self.members.remove(&ctx.id()) else {
-            return;
-        };
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.members.remove(&ctx.id());
+        let me = *ctx.conn();
         self.line.clear();
         let _ = write!(self.line, "* {me} left");
-        self.broadcast(ctx, ctx.id());
+        self.broadcast(ctx);
     }
 }

@@ -73,7 +73,7 @@ pub struct BenchConfig {
     pub threads: usize,
     pub codec: Codec,
     /// Answer the server's HMAC challenge with this key.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<crate::Key>,
     /// Open loop: total requests per second over all connections.
     pub rate: Option<f64>,
     /// Stop after this many verified replies in the measured window.
@@ -474,7 +474,7 @@ fn probe_small_request(addr: SocketAddr, config: &BenchConfig) -> bool {
         let mut stream = std::net::TcpStream::connect_timeout(&addr, config.timeout)?;
         stream.set_read_timeout(Some(config.timeout))?;
         if let Some(key) = &config.key {
-            crate::auth::answer_challenge(&mut stream, key)?;
+            crate::auth::answer_challenge(&mut stream, key.as_bytes())?;
         }
         crate::frame::write_frame(&mut stream, b"?")?;
         Ok(!crate::frame::read_frame(&mut stream, 1 << 16)?.is_empty())

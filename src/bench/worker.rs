@@ -224,7 +224,11 @@ impl Worker {
                 errors[Phase::Setup as usize].count(kind);
                 continue;
             }
-            match open(addr, config.key.as_deref(), config.timeout) {
+            match open(
+                addr,
+                config.key.as_ref().map(|k| k.as_bytes()),
+                config.timeout,
+            ) {
                 Ok(mut stream) => {
                     let token = Token(conns.len());
                     poll.registry().register(

@@ -13,11 +13,9 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::CodecName;
-use crate::auth;
+use super::{CodecName, parse_duration};
 use crate::bench::sweep::{self, Sweep};
 use crate::bench::{self, BenchConfig, IntervalView, Report, Verify, hdr_log, plot};
-use crate::config::parse_duration;
 
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
@@ -230,7 +228,7 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
 
 fn run_with(args: BenchArgs, held: &HeldLog) -> Result<ExitCode, String> {
     let key = match &args.key_file {
-        Some(path) => Some(auth::load_key(path).map_err(|e| e.to_string())?),
+        Some(path) => Some(crate::Key::from_file(path).map_err(|e| e.to_string())?),
         None => None,
     };
     let addr = match &args.addr {

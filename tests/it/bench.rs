@@ -61,15 +61,16 @@ struct Corrupting {
 }
 
 impl Handler for Corrupting {
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
         self.frames += 1;
         let flip = self.frames.is_multiple_of(100);
         ctx.send_with(|out| {
-            let start = out.len();
-            out.extend_from_slice(payload);
+            let mut reply = payload.to_vec();
             if flip && payload.len() > 20 {
-                out[start + 20] ^= 0xFF;
+                reply[20] ^= 0xFF;
             }
+            out.extend_from_slice(&reply);
         });
     }
 }
@@ -108,7 +109,8 @@ struct Truncating {
 }
 
 impl Handler for Truncating {
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
         let seen = self.frames.entry(ctx.id()).or_default();
         *seen += 1;
         let keep = match *seen == 5 {
@@ -141,7 +143,8 @@ struct Quitting {
 }
 
 impl Handler for Quitting {
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
         let seen = self.frames.entry(ctx.id()).or_default();
         *seen += 1;
         match *seen > 10 {
@@ -234,20 +237,20 @@ fn the_command_exits_1_on_mismatches_and_2_with_one_line_when_it_cannot_run() {
 fn a_wrong_key_is_counted_as_auth_failures() {
     let server = start(
         Config {
-            key: Some(vec![7; 32]),
+            key: Some(frameloop::Key::new(vec![7; 32]).unwrap()),
             ..loopback_config()
         },
         frameloop::Echo,
     );
     let right = bench::run(&BenchConfig {
-        key: Some(vec![7; 32]),
+        key: Some(frameloop::Key::new(vec![7; 32]).unwrap()),
         ..quick(Some(server.addr()))
     })
     .unwrap();
     assert_eq!(right.errors.total(), 0, "{right}");
     assert!(right.messages > 100, "{right}");
     let wrong = bench::run(&BenchConfig {
-        key: Some(vec![8; 32]),
+        key: Some(frameloop::Key::new(vec![8; 32]).unwrap()),
         ..quick(Some(server.addr()))
     })
     .unwrap();

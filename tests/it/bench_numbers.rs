@@ -374,7 +374,7 @@ fn open_loop_threads_are_staggered_across_threads_not_each_from_zero() {
 fn error_kinds_name_refused_auth_and_oversize() {
     let keyed = start(
         Config {
-            key: Some(vec![7; 32]),
+            key: Some(frameloop::Key::new(vec![7; 32]).unwrap()),
             ..loopback_config()
         },
         frameloop::Echo,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::alone;
 use crate::common::*;
 use frameloop::Echo;
 
@@ -47,6 +48,7 @@ fn open_fds() -> usize {
 }
 
 fn soak(connections: usize, threads: usize, duration: Duration) {
+    let _alone = alone();
     let fds_before = open_fds();
     let rss_before = rss_kib();
     let server = start(loopback_config(), Echo);
