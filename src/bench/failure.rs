@@ -33,6 +33,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order the summary and the CSV list them.
     pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Refused,
         ErrorKind::ConnectTimeout,
@@ -63,17 +64,26 @@ impl ErrorKind {
 /// for `mismatch`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Errors {
+    /// Connects refused ([`ErrorKind::Refused`]).
     pub refused: u64,
+    /// Connects timed out ([`ErrorKind::ConnectTimeout`]).
     pub connect_timeout: u64,
+    /// Handshakes failed ([`ErrorKind::Auth`]).
     pub auth: u64,
+    /// Connections the server closed ([`ErrorKind::ServerClosed`]).
     pub server_closed: u64,
+    /// Connections closed for too large a request ([`ErrorKind::Oversize`]).
     pub oversize: u64,
+    /// Replies that did not check out ([`ErrorKind::Mismatch`]).
     pub mismatch: u64,
+    /// Connections reset ([`ErrorKind::Reset`]).
     pub reset: u64,
+    /// Requests unanswered for `--timeout` ([`ErrorKind::ReplyTimeout`]).
     pub reply_timeout: u64,
 }
 
 impl Errors {
+    /// The count of one kind.
     pub fn get(&self, kind: ErrorKind) -> u64 {
         match kind {
             ErrorKind::Refused => self.refused,
@@ -100,22 +110,19 @@ impl Errors {
         }
     }
 
+    /// Counts one failure of `kind`.
     pub fn count(&mut self, kind: ErrorKind) {
         *self.get_mut(kind) += 1;
     }
 
+    /// Adds every count of `other`.
     pub fn add(&mut self, other: &Errors) {
         for kind in ErrorKind::ALL {
             *self.get_mut(kind) += other.get(kind);
         }
     }
 
-    /// Moves every count of `from` to `to` (a cause learned after the fact).
-    pub fn reclassify(&mut self, from: ErrorKind, to: ErrorKind) {
-        let n = std::mem::take(self.get_mut(from));
-        *self.get_mut(to) += n;
-    }
-
+    /// All failures, of every kind.
     pub fn total(&self) -> u64 {
         ErrorKind::ALL.iter().map(|&k| self.get(k)).sum()
     }

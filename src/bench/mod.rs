@@ -71,6 +71,7 @@ pub struct BenchConfig {
     pub warmup: Duration,
     /// Client threads, each with its own poll loop.
     pub threads: usize,
+    /// Length-prefixed frames, or raw byte echo.
     pub codec: Codec,
     /// Answer the server's HMAC challenge with this key.
     pub key: Option<crate::Key>,
@@ -129,7 +130,13 @@ impl Default for BenchConfig {
 #[derive(Debug)]
 pub enum BenchError {
     /// Not enough file descriptors for the connections asked for.
-    FdLimit { needed: u64, limit: u64 },
+    FdLimit {
+        /// Descriptors the run needs (connections, an embedded server's,
+        /// and some to spare).
+        needed: u64,
+        /// The soft limit (`ulimit -n`).
+        limit: u64,
+    },
     /// A flag combination that cannot work.
     Invalid(String),
     /// The embedded server, a thread or the poller could not start.

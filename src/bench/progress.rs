@@ -30,7 +30,9 @@ pub struct IntervalView<'a> {
     pub measured: bool,
     /// Latencies in nanoseconds.
     pub histogram: &'a Histogram<u64>,
+    /// Verified replies in it.
     pub messages: u64,
+    /// Failures in it, by kind.
     pub errors: Errors,
 }
 

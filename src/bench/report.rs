@@ -23,11 +23,17 @@ use crate::config::Codec;
 pub struct RunConfig {
     /// The server's address, or `None` for the embedded server.
     pub addr: Option<String>,
+    /// Concurrent connections.
     pub connections: usize,
+    /// Payload bytes per request.
     pub size: usize,
+    /// Requests in flight per connection (closed loop).
     pub depth: usize,
+    /// Client threads.
     pub threads: usize,
+    /// `frame` or `raw`.
     pub codec: &'static str,
+    /// How replies were checked.
     pub verify: Verify,
     /// Whether the challenge was answered with a key.
     pub keyed: bool,
@@ -35,10 +41,13 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     /// Stop after this many verified replies.
     pub requests: Option<u64>,
+    /// `--duration`, in seconds.
     pub duration_s: f64,
+    /// `--warmup`, in seconds.
     pub warmup_s: f64,
     /// The reply timeout (also the connect and challenge timeout).
     pub timeout_s: f64,
+    /// `--percentiles` (100 is the maximum).
     pub percentiles: Vec<f64>,
     /// Which cores the embedded server and the bench threads were pinned
     /// to, if they were.
@@ -82,9 +91,13 @@ pub struct RateCheck {
 /// Latency of the verified replies of the measured window, in microseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
+    /// The fastest reply.
     pub min: f64,
+    /// The mean.
     pub mean: f64,
+    /// The standard deviation.
     pub stdev: f64,
+    /// The slowest reply (in an open loop, or the oldest request owed).
     pub max: f64,
     /// `--percentiles`, in the order asked: (percentile, microseconds);
     /// 100 is the maximum.
@@ -116,10 +129,15 @@ pub struct Second {
     pub at_s: f64,
     /// Its length (the last interval of a phase may be shorter than 1 s).
     pub seconds: f64,
+    /// An interval of the warm-up (not in the summary).
     pub warmup: bool,
+    /// Verified replies in it.
     pub messages: u64,
+    /// The same per second.
     pub msgs_per_sec: f64,
+    /// Its median latency in microseconds (`None`: no reply in it).
     pub p50_us: Option<f64>,
+    /// Its 99th percentile latency in microseconds.
     pub p99_us: Option<f64>,
     /// Errors in this interval.
     pub errors: u64,
@@ -128,20 +146,29 @@ pub struct Second {
 /// What a benchmark measured (the measured window only, warm-up excluded).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// What was run.
     pub config: RunConfig,
     /// Length of the measured window in seconds.
     pub seconds: f64,
+    /// Why the window ended when it did.
     pub ended: End,
     /// Replies received and verified in the window.
     pub messages: u64,
+    /// Verified replies per second of the window.
     pub msgs_per_sec: f64,
+    /// Request bytes written in the window (headers included).
     pub bytes_sent: u64,
+    /// Reply bytes read in the window (headers included).
     pub bytes_received: u64,
+    /// `bytes_sent` per second, in millions.
     pub mb_per_sec_sent: f64,
+    /// `bytes_received` per second, in millions.
     pub mb_per_sec_received: f64,
+    /// `--rate`: target and achieved.
     pub rate: Option<RateCheck>,
     /// `None` when no reply was verified.
     pub latency_us: Option<Latency>,
+    /// Requests still owed when the window closed.
     pub owed: Owed,
     /// Requests in flight on connections that failed (closed, reset, timed
     /// out), over the whole run.
@@ -152,11 +179,13 @@ pub struct Report {
     pub warmup_errors: Errors,
     /// Connections that could not be opened, before the clock started.
     pub setup_errors: Errors,
+    /// Each interval of the run, warm-up included (marked).
     pub series: Vec<Second>,
     /// The measured window on the monotonic clock (for tests that compare
     /// it with what a server saw).
     #[serde(skip)]
     pub measured_from: Instant,
+    /// The window's end (the deadline, or earlier if the run ended early).
     #[serde(skip)]
     pub measured_to: Instant,
     /// Every latency of the window, in nanoseconds.
@@ -165,6 +194,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Verified replies per second of the measured window.
     pub fn msgs_per_sec(&self) -> f64 {
         self.msgs_per_sec
     }

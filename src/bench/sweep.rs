@@ -17,12 +17,16 @@ use super::{BenchConfig, Report, thousands};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Param {
+    /// `--connections`.
     Connections,
+    /// `--size`.
     Size,
+    /// `--depth`.
     Depth,
 }
 
 impl Param {
+    /// The flag's name, without dashes.
     pub fn name(self) -> &'static str {
         match self {
             Param::Connections => "connections",
@@ -44,7 +48,9 @@ impl Param {
 /// A parameter and its values, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sweep {
+    /// What is swept.
     pub param: Param,
+    /// One cell per value.
     pub values: Vec<u64>,
 }
 
