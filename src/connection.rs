@@ -3,7 +3,7 @@
 //! This module owns per-connection state and the socket operations on it:
 //! writing replies (directly, or queued when the kernel pushes back),
 //! flushing the queue, shutting the write side. Where a connection is in its
-//! life is a type, [`State`], changed only through the methods that name the
+//! life is a type, `State`, changed only through the methods that name the
 //! transitions:
 //!
 //! ```text

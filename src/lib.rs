@@ -66,6 +66,7 @@ pub mod reactor;
 pub mod server;
 pub mod stats;
 pub mod timer;
+pub mod trace;
 
 #[doc = include_str!("../ARCHITECTURE.md")]
 pub mod architecture {}

@@ -144,6 +144,16 @@ impl<H: Handler> Server<H> {
         self.reactors.get(index).map(|r| r.mailbox().clone())
     }
 
+    /// Records a window of each reactor's turns (see [`crate::trace`]); each
+    /// reactor hands its [`crate::trace::Recording`] to `sink` when its
+    /// window is over, or when it stops.
+    pub fn record(mut self, window: crate::trace::Window, sink: crate::trace::Sink) -> Self {
+        for reactor in &mut self.reactors {
+            reactor.record(window, sink.clone());
+        }
+        self
+    }
+
     /// Runs `start(index)` first thing on each reactor's thread (the calling
     /// thread is reactor 0's): to pin reactor `i` to core `i`, say.
     pub fn on_thread_start(mut self, start: impl Fn(usize) + Send + Sync + 'static) -> Self {

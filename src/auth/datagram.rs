@@ -135,7 +135,7 @@ pub fn seal(
 }
 
 /// Checks a sealed datagram's layout and tag (not its time or nonce: those
-/// are the receiver's policy, see [`Guard`]).
+/// are the receiver's policy: the server's is described in the module docs).
 pub fn open<'a>(key: &Key, label: &[u8], datagram: &'a [u8]) -> Result<Opened<'a>, Rejected> {
     open_with(Authenticator::new(key.as_bytes()).mac(), label, datagram)
 }

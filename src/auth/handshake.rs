@@ -11,8 +11,8 @@
 //! ```
 //! Python: `hmac.new(key, challenge, hashlib.sha256).digest()`.
 //!
-//! The server's side is [`Handshake`] (one connection's challenge and the
-//! answer so far) checked by an [`Authenticator`]; the client's side is
+//! The server's side is `Handshake` (one connection's challenge and the
+//! answer so far) checked by an `Authenticator`; the client's side is
 //! [`answer_challenge`]. Both sides, the reactor and every client, use this
 //! one implementation.
 

@@ -33,6 +33,7 @@ mod args;
 mod bench;
 mod client;
 mod serve;
+mod trace;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

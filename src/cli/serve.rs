@@ -11,6 +11,9 @@ use crate::config::Config;
 use crate::handler::Handler;
 use crate::server::{Server, ServerHandle};
 use crate::stats::Stats;
+use crate::trace::Window;
+
+use super::trace::TraceFile;
 
 /// Where the flags take their defaults from (the help text shows them).
 static DEFAULTS: LazyLock<Config> = LazyLock::new(Config::default);
@@ -81,6 +84,16 @@ pub(crate) struct ServeArgs {
     /// Pin reactor i to CPU i.
     #[arg(long)]
     pin: bool,
+    /// Record the loop's turns into FILE, a Chrome trace (open it in
+    /// https://ui.perfetto.dev): every poll wait, read, dispatch and write.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// How many turns to record (each reactor) [default: 1000].
+    #[arg(long, conflicts_with = "trace_for", requires = "trace")]
+    trace_turns: Option<u64>,
+    /// How long to record, instead of a number of turns.
+    #[arg(long, requires = "trace")]
+    trace_for: Option<DurationArg>,
 }
 
 fn parse_reactors(text: &str) -> Result<usize, String> {
@@ -124,6 +137,8 @@ impl ServeArgs {
 pub(crate) struct Launch {
     reactors: usize,
     pin: bool,
+    /// Where to write a trace, and of what window.
+    trace: Option<(PathBuf, Window)>,
 }
 
 /// Binds and runs a server with one registered handler type.
@@ -161,9 +176,15 @@ pub(crate) fn run(args: ServeArgs, handlers: &[Registered]) -> anyhow::Result<()
         .find(|h| h.name == args.handler)
         .with_context(|| format!("no handler named {}", args.handler))?;
     let config = args.config()?;
+    let window = match (args.trace_turns, args.trace_for) {
+        (_, Some(every)) => Window::Duration(every.0),
+        (Some(turns), None) => Window::Turns(turns),
+        (None, None) => Window::Turns(1000),
+    };
     let launch = Launch {
         reactors: args.reactors,
         pin: args.pin,
+        trace: args.trace.clone().map(|path| (path, window)),
     };
     let stats = (registered.serve)(config, &launch)?;
     eprintln!("summary: {stats}");
@@ -178,8 +199,18 @@ where
     if launch.pin {
         server = server.on_thread_start(pin_to_core);
     }
+    let mut trace = None;
+    if let Some((path, window)) = launch.trace.clone() {
+        let file = TraceFile::new(path, server.reactors());
+        server = server.record(window, file.sink());
+        trace = Some(file);
+    }
     shut_down_on_signals(server.handle())?;
-    server.run().context("event loop failed")
+    let stats = server.run().context("event loop failed")?;
+    if let Some(file) = trace {
+        log::info!("{}", file.finish()?);
+    }
+    Ok(stats)
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: the person means it.

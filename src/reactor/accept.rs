@@ -15,6 +15,7 @@ use crate::connection::{ConnId, Connection};
 use crate::handler::Handler;
 use crate::stats::CloseReason;
 use crate::timer::Stamp;
+use crate::trace::SpanKind;
 
 /// Connections accepted per listener event before others get a turn.
 const ACCEPT_BATCH: usize = 256;
@@ -23,6 +24,12 @@ impl<H: Handler> Reactor<H> {
     /// Accepts until the kernel has no more (or a batch is done: the rest
     /// waits a turn, so a flood of connects cannot starve the connections).
     pub(super) fn accept_all(&mut self) {
+        let mark = self.mark();
+        self.accept_batch();
+        self.spanned(SpanKind::Accept, None, mark);
+    }
+
+    fn accept_batch(&mut self) {
         match self.accepting {
             Accepting::Yes => {}
             Accepting::PausedUntil(at) if at <= self.now => self.accepting = Accepting::Yes,

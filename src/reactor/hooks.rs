@@ -12,6 +12,7 @@ use super::Reactor;
 use crate::connection::ConnId;
 use crate::handler::{Ctx, DatagramCtx, Handler, LoopCtx};
 use crate::stats::CloseReason;
+use crate::trace::SpanKind;
 
 /// Messages run per turn before sockets get their turn again.
 const MESSAGE_BATCH: usize = 1024;
@@ -122,6 +123,12 @@ impl<H: Handler> Reactor<H> {
 
     /// Runs the messages in the inbox, at most a batch per turn.
     pub(super) fn deliver_messages(&mut self) {
+        let mark = self.mark();
+        self.deliver_batch();
+        self.spanned(SpanKind::Messages, None, mark);
+    }
+
+    fn deliver_batch(&mut self) {
         self.inbox_backlog = false;
         for _ in 0..MESSAGE_BATCH {
             let Some(message) = self.inbox.next() else {

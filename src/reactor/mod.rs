@@ -1,6 +1,6 @@
 //! The event loop: one thread, one `mio::Poll`, every socket in it.
 //!
-//! A [`Reactor`] owns the loop and the decisions taken in it: when to accept,
+//! A `Reactor` owns the loop and the decisions taken in it: when to accept,
 //! read, write, pause, time out and close. One turn of the loop is
 //!
 //! 1. wait in `poll` until a socket is ready or the nearest deadline passes;
@@ -9,7 +9,7 @@
 //! 3. read the connections the fairness cap left with input pending;
 //! 4. fire due timers.
 //!
-//! Each step is a call out of [`Reactor::run`], into the file named for it:
+//! Each step is a call out of `Reactor::run`, into the file named for it:
 //! `accept.rs`, `read.rs` (read, decode, hand to the handler), `write.rs`
 //! (write, backpressure, close), `timers.rs`, `hooks.rs` (calling the handler,
 //! messages from other threads), `shutdown.rs`, `udp.rs`. It never parses
@@ -34,6 +34,7 @@
 
 mod accept;
 mod hooks;
+mod observe;
 mod read;
 mod shutdown;
 mod timers;
@@ -60,6 +61,7 @@ use crate::handler::Handler;
 use crate::mailbox::{self, Inbox, Mailbox};
 use crate::stats::{Counters, Stats};
 use crate::timer::{Clock, HandlerTimers, Stamp, Timers};
+use crate::trace::{Recorder, Sink, Tally, Window};
 
 pub(crate) use timers::Due;
 
@@ -145,6 +147,8 @@ pub(crate) struct Reactor<H: Handler> {
     // ----- time ----------------------------------------------------------------
     /// The time of this turn, read once after `poll` returns.
     now: Stamp,
+    /// The same, as an `Instant`.
+    woke_at: Instant,
     /// Turns `Instant`s into stamps and back.
     clock: Clock,
     /// Every deadline the loop waits for besides sockets.
@@ -167,6 +171,12 @@ pub(crate) struct Reactor<H: Handler> {
     counters: Arc<Counters>,
     /// Set once shutdown began: the deadline for flushing.
     shutdown: Option<Stamp>,
+
+    // ----- watching it work (see `trace.rs`) --------------------------------------
+    /// Reads and timers so far, for the turn summary.
+    tally: Tally,
+    /// The recording of a window of turns, while one runs.
+    recorder: Option<Recorder>,
 }
 
 impl<H: Handler> Reactor<H> {
@@ -194,7 +204,8 @@ impl<H: Handler> Reactor<H> {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (mailbox, inbox) = mailbox::mailbox(waker, config.mailbox_capacity);
         let clock = Clock::start();
-        let now = clock.stamp(Instant::now());
+        let woke_at = Instant::now();
+        let now = clock.stamp(woke_at);
         let mut timers = Timers::default();
         if let Some(every) = config.stats_interval {
             timers.schedule(now.after(every), Due::Stats);
@@ -222,6 +233,7 @@ impl<H: Handler> Reactor<H> {
             reply: Vec::new(),
             buffered: 0,
             now,
+            woke_at,
             clock,
             timers,
             last_warning: None,
@@ -234,6 +246,8 @@ impl<H: Handler> Reactor<H> {
             shared,
             counters: Arc::default(),
             shutdown: None,
+            tally: Tally::default(),
+            recorder: None,
         })
     }
 
@@ -252,6 +266,11 @@ impl<H: Handler> Reactor<H> {
         self.peers = mailboxes.to_vec();
     }
 
+    /// Records a window of turns (see `trace.rs`).
+    pub fn record(&mut self, window: Window, sink: Sink) {
+        self.recorder = Some(Recorder::new(self.index, window, sink));
+    }
+
     /// This reactor's counters.
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters
@@ -264,6 +283,7 @@ impl<H: Handler> Reactor<H> {
         self.start();
         let mut events = Events::with_capacity(1024);
         while !self.finished() {
+            let watch = self.watch_turn(); // `None` unless a summary or recording is on
             self.wait(&mut events)?;
             for event in events.iter() {
                 match event.token() {
@@ -277,7 +297,11 @@ impl<H: Handler> Reactor<H> {
             self.serve_backlogs();
             self.fire_due_timers();
             self.counters.gauges(self.buffered, self.timers.len());
+            if let Some(watch) = watch {
+                self.end_turn(watch, &events);
+            }
         }
+        self.stop_recording();
         Ok(self.counters.snapshot())
     }
 
@@ -289,7 +313,8 @@ impl<H: Handler> Reactor<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
             result => result?,
         }
-        self.now = self.clock.stamp(Instant::now());
+        self.woke_at = Instant::now();
+        self.now = self.clock.stamp(self.woke_at);
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! handshake and the decoder to the handler.
 
 use std::io::{self, Read};
+use std::time::Instant;
 
 use log::{debug, trace, warn};
 use mio::event::Event;
@@ -13,6 +14,7 @@ use crate::connection::ConnId;
 use crate::frame::{Fed, Flow};
 use crate::handler::Handler;
 use crate::stats::CloseReason;
+use crate::trace::SpanKind;
 
 impl<H: Handler> Reactor<H> {
     /// A readiness event for a connection.
@@ -42,7 +44,14 @@ impl<H: Handler> Reactor<H> {
         }
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut full = false;
-        match read_once(&mut conn.stream, &mut buf) {
+        self.tally.reads += 1;
+        let mark = self.recorder.as_ref().map(|_| Instant::now());
+        let result = read_once(&mut conn.stream, &mut buf);
+        // Inline, not `self.spanned`: `conn` still borrows the slab.
+        if let (Some(recorder), Some(start)) = (&mut self.recorder, mark) {
+            recorder.span(SpanKind::Read, Some(id), start);
+        }
+        match result {
             Ok(0) => {
                 trace!("{id}: peer closed its write side");
                 let was_open = conn.is_open();
@@ -60,7 +69,11 @@ impl<H: Handler> Reactor<H> {
                 // back next turn to read the 0 that says end of stream.
                 let again = full || conn.fin_seen;
                 match conn.processes_input() {
-                    true => self.dispatch(id, &buf[..n]),
+                    true => {
+                        let mark = self.mark();
+                        self.dispatch(id, &buf[..n]);
+                        self.spanned(SpanKind::Dispatch, Some(id), mark);
+                    }
                     false => trace!("{id}: closing; {n} bytes discarded"),
                 }
                 if full {
@@ -77,7 +90,9 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.read_buf = buf;
+        let mark = self.mark();
         self.settle(id);
+        self.spanned(SpanKind::Write, Some(id), mark);
         full
     }
 

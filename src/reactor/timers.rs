@@ -15,6 +15,7 @@ use crate::connection::{ConnId, Connection, Reading, State};
 use crate::handler::Handler;
 use crate::stats::CloseReason;
 use crate::timer::{Stamp, TimerId};
+use crate::trace::SpanKind;
 
 /// What a deadline in the reactor's heap is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,9 @@ impl<H: Handler> Reactor<H> {
     }
 
     pub(super) fn fire_due_timers(&mut self) {
+        let (mark, fired_before) = (self.mark(), self.tally.timers);
         while let Some((at, due)) = self.timers.pop_due(self.now) {
+            self.tally.timers += 1;
             match due {
                 Due::Conn(id) => self.connection_deadline(id, at),
                 Due::Timer(timer) => self.handler_timer(timer),
@@ -118,6 +121,9 @@ impl<H: Handler> Reactor<H> {
             self.settle_touched();
         }
         self.compact_timers();
+        if self.tally.timers > fired_before {
+            self.spanned(SpanKind::Timers, None, mark);
+        }
     }
 
     /// Connection `id`'s entry came due: close it, or move the entry to its

@@ -16,6 +16,7 @@ use crate::auth::datagram::{self, Guard, HEADER_LEN, OVERHEAD};
 use crate::config::Config;
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::trace::SpanKind;
 
 /// Datagrams answered per turn before TCP connections get their turn.
 const DATAGRAM_BATCH: usize = 1024;
@@ -69,6 +70,7 @@ impl<H: Handler> Reactor<H> {
         let Some(mut udp) = self.udp.take() else {
             return;
         };
+        let mark = self.mark();
         let mut buf = std::mem::take(&mut self.read_buf);
         let now = self.clock.instant(self.now);
         udp.backlog = true;
@@ -118,6 +120,7 @@ impl<H: Handler> Reactor<H> {
         self.reply.clear();
         self.read_buf = buf;
         self.udp = Some(udp);
+        self.spanned(SpanKind::Datagrams, None, mark);
     }
 
     /// Shutdown: datagrams are no longer served.

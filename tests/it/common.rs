@@ -179,14 +179,21 @@ pub fn serve_binary(
         }
         None => Command::new(bin),
     };
-    let mut child = command
+    command
         .args(before)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn_server(command)
+}
+
+/// Spawns a server command whose stderr says `listening on ADDR`; returns
+/// it, that address and a channel of its stderr lines.
+pub fn spawn_server(mut command: Command) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = command
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", command.get_program()));
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {

@@ -15,6 +15,7 @@ mod decoder_props;
 mod examples;
 mod limits;
 mod memory;
+mod observe;
 mod process;
 mod python_clients;
 mod server;
