@@ -51,7 +51,6 @@
 
 pub mod auth;
 #[cfg(feature = "cli")]
-#[allow(missing_docs)] // being rewritten (issue 11)
 pub mod bench;
 mod chat;
 #[cfg(feature = "cli")]

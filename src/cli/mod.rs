@@ -129,7 +129,12 @@ impl Cli {
             Ok(command) => command,
             Err(code) => return code,
         };
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+        // The bench installs a logger of its own: it holds the embedded
+        // server's lines back while the progress lines print.
+        if !matches!(command, Command::Bench(_)) {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                .init();
+        }
         let result = match command {
             Command::Serve(args) => serve::run(args, &self.handlers),
             Command::Client(args) => client::run(args),

@@ -7,6 +7,7 @@ mod common;
 
 mod auth;
 mod bench;
+mod bench_numbers;
 mod chat;
 mod cli;
 mod closing;
