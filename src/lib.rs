@@ -72,7 +72,7 @@ pub mod trace;
 pub mod architecture {}
 
 pub use auth::Key;
-pub use chat::Chat;
+pub use chat::{Chat, ChatRoom};
 pub use client::Client;
 pub use config::{Codec, Config};
 pub use connection::ConnId;

@@ -43,7 +43,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::handler::Handler;
-use crate::{Chat, Echo, Upper};
+use crate::{ChatRoom, Echo, Upper};
 
 pub(crate) use args::CodecName;
 pub use args::parse_duration;
@@ -97,11 +97,10 @@ impl Cli {
         Cli::new()
             .handler("echo", "sends every frame back", || Echo)
             .handler("upper", "sends every frame back upper-cased", || Upper)
-            .handler(
-                "chat",
-                "sends every frame to every other connection",
-                Chat::new,
-            )
+            .handler("chat", "sends every frame to every other connection", {
+                let room = ChatRoom::new(); // one room, however many reactors
+                move || room.member()
+            })
     }
 
     /// Registers a handler under `name`: `serve --handler NAME` runs it, with

@@ -60,15 +60,15 @@ impl<H: Handler> Reactor<H> {
         result
     }
 
-    /// Runs a hook that is not about one connection, then writes what it sent.
+    /// Runs a hook that is not about one connection. What it sent is
+    /// written by the caller's [`Reactor::settle_others`], once per batch of
+    /// hooks: a thousand messages to one member make one write, not a
+    /// thousand.
     pub(super) fn call_loop_hook<R>(
         &mut self,
         hook: impl FnOnce(&mut H, &mut LoopCtx<'_, H>) -> R,
     ) -> R {
-        let result = hook(&mut self.handler, &mut loop_ctx!(self));
-        self.close_requested();
-        self.settle_touched();
-        result
+        hook(&mut self.handler, &mut loop_ctx!(self))
     }
 
     /// Runs [`Handler::on_datagram`]; returns whether it replied. The reply's
@@ -89,15 +89,13 @@ impl<H: Handler> Reactor<H> {
             replied: false,
         };
         self.handler.on_datagram(&mut ctx, payload);
-        let replied = ctx.replied;
-        self.close_requested();
-        self.settle_touched();
-        replied
+        ctx.replied
     }
 
     /// The reactor starts: the handler may set its ticks.
     pub(super) fn start(&mut self) {
         self.call_loop_hook(|handler, ctx| handler.on_start(ctx));
+        self.settle_others();
     }
 
     /// Tells the handler a connection is ready for frames.
@@ -129,14 +127,16 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn deliver_batch(&mut self) {
-        self.inbox_backlog = false;
-        for _ in 0..MESSAGE_BATCH {
-            let Some(message) = self.inbox.next() else {
-                return;
-            };
+        let mut delivered = 0;
+        while let Some(message) = self.inbox.next() {
             self.counters.message();
             self.call_loop_hook(|handler, ctx| message(handler, ctx));
+            delivered += 1;
+            if delivered == MESSAGE_BATCH {
+                break;
+            }
         }
-        self.inbox_backlog = true;
+        self.inbox_backlog = delivered == MESSAGE_BATCH;
+        self.settle_others();
     }
 }

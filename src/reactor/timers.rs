@@ -120,8 +120,7 @@ impl<H: Handler> Reactor<H> {
                 }
                 Due::Shutdown => self.shutdown_deadline(),
             }
-            self.close_requested();
-            self.settle_touched();
+            self.settle_others();
         }
         self.compact_timers();
         if self.tally.timers > fired_before {
@@ -191,7 +190,7 @@ impl<H: Handler> Reactor<H> {
         let Some(id) = owner else {
             self.counters.timer_fired();
             self.call_loop_hook(|handler, ctx| handler.on_tick(ctx, timer));
-            return;
+            return; // written by `fire_due_timers`
         };
         match lookup(&mut self.conns, id) {
             Some(conn) if conn.is_open() => {

@@ -120,6 +120,9 @@ impl<H: Handler> Reactor<H> {
         self.reply.clear();
         self.read_buf = buf;
         self.udp = Some(udp);
+        // Only now, with the reply buffer free again: what the datagrams'
+        // hooks sent to connections.
+        self.settle_others();
         if mark.is_some() {
             self.spanned(SpanKind::Datagrams, None, mark);
         }

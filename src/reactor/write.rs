@@ -108,8 +108,11 @@ impl<H: Handler> Reactor<H> {
             }
             _ => {}
         }
-        // A receiver that drains lets its senders go on.
-        let relieved = conn.congested_since.is_some() && pending <= self.config.low_water;
+        // A receiver back under high-water lets its senders go on. (Not at
+        // low-water, as a connection's own backpressure does: a receiver
+        // also fed by other reactors' senders, which this one cannot pause,
+        // may never get that low while they talk.)
+        let relieved = conn.congested_since.is_some() && pending <= self.config.high_water;
         if relieved {
             conn.congested_since = None;
         }
@@ -195,6 +198,13 @@ impl<H: Handler> Reactor<H> {
         }
         blocked.clear();
         self.blocked = blocked;
+    }
+
+    /// After hooks that were not about one connection (messages, ticks,
+    /// datagrams): closes what they asked to close, writes what they sent.
+    pub(super) fn settle_others(&mut self) {
+        self.close_requested();
+        self.settle_touched();
     }
 
     /// Closes the connections hooks asked to close with `LoopCtx::close`.

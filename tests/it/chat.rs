@@ -139,8 +139,16 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
     const CLIENTS: usize = 200;
     const MESSAGES: usize = 50;
     let server = start(loopback_config(), Chat::new());
-    let addr = server.addr();
-    let mut members: Vec<(TcpStream, String)> = (0..CLIENTS).map(|_| join(addr)).collect();
+    everyone_hears_everyone(server.addr(), CLIENTS, MESSAGES);
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.frames, (CLIENTS * MESSAGES + 2) as u64);
+    assert_eq!(stats.closed(CloseReason::OutputCap), 0);
+}
+
+/// `clients` members join; each says `messages` lines while all listen; every
+/// member must hear every other member's lines exactly once, in order.
+pub fn everyone_hears_everyone(addr: SocketAddr, clients: usize, messages: usize) {
+    let mut members: Vec<(TcpStream, String)> = (0..clients).map(|_| join(addr)).collect();
     // Each member waits until it heard the last one join, so that every
     // member is in the room before anyone speaks.
     let last = members.last().unwrap().1.clone();
@@ -165,12 +173,12 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
             let mut w = s.try_clone().unwrap();
             w.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
             let writer = std::thread::spawn(move || {
-                for m in 0..MESSAGES {
+                for m in 0..messages {
                     say(&mut w, &format!("m{m}"));
                 }
             });
             std::thread::spawn(move || {
-                for _ in 0..(CLIENTS - 1) * MESSAGES {
+                for _ in 0..(clients - 1) * messages {
                     let line = next(&mut s);
                     let (from, text) = line.split_once(": ").expect("a message");
                     let n = next_from.get_mut(from).expect("from another member");
@@ -178,7 +186,7 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
                     *n += 1;
                 }
                 writer.join().unwrap();
-                assert!(next_from.values().all(|n| *n == MESSAGES));
+                assert!(next_from.values().all(|n| *n == messages));
                 (s, me)
             })
         })
@@ -198,10 +206,6 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
     let (s1, id1) = &mut rest[0];
     say(s1, "end");
     assert_eq!(next(s0), format!("{id1}: end"));
-
-    let stats = server.stop().unwrap();
-    assert_eq!(stats.frames, (CLIENTS * MESSAGES + 2) as u64);
-    assert_eq!(stats.closed(CloseReason::OutputCap), 0);
 }
 
 #[test]

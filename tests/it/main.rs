@@ -18,6 +18,7 @@ mod memory;
 mod observe;
 mod process;
 mod python_clients;
+mod reactors;
 mod server;
 mod udp;
 mod udp_auth;

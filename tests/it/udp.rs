@@ -196,3 +196,45 @@ fn frameloop_serve_udp_answers_on_its_tcp_port() {
     assert_eq!(&buf[..n], b"CLI");
     assert_eq!(echo(&mut connect(addr), b"tcp"), b"TCP");
 }
+
+/// Relays each datagram to the first TCP connection, and answers the
+/// datagram with "relayed".
+#[derive(Default)]
+struct DatagramToTcp {
+    first: Option<frameloop::ConnId>,
+}
+
+impl Handler for DatagramToTcp {
+    type Conn = ();
+    fn on_open(&mut self, ctx: &mut frameloop::Ctx<'_, Self>) {
+        self.first.get_or_insert(ctx.id());
+    }
+    fn on_frame(&mut self, ctx: &mut frameloop::Ctx<'_, Self>, payload: &[u8]) {
+        ctx.send(payload);
+    }
+    fn on_datagram(&mut self, ctx: &mut frameloop::DatagramCtx<'_, Self>, payload: &[u8]) {
+        if let Some(first) = self.first {
+            ctx.send_to(first, payload);
+        }
+        ctx.reply(b"relayed");
+    }
+}
+
+#[test]
+fn a_datagram_hook_sending_to_a_connection_writes_its_frame_not_the_datagram_reply() {
+    let server = start_udp(DatagramToTcp::default());
+    let mut tcp = connect(server.addr());
+    assert_eq!(echo(&mut tcp, b"here"), b"here");
+    let sk = udp_socket(server.addr());
+    for i in 0..20u32 {
+        sk.send_to(&tagged(i, 40), server.addr()).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    for _ in 0..20 {
+        let n = sk.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"relayed");
+    }
+    for i in 0..20u32 {
+        assert_eq!(read_frame(&mut tcp).unwrap(), tagged(i, 40));
+    }
+}
