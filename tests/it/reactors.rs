@@ -66,13 +66,18 @@ fn four_reactors_share_the_connections_and_echo_every_frame() {
 
 #[test]
 fn authentication_holds_on_every_reactor() {
+    authentication_on(2);
+    authentication_on(4);
+}
+
+fn authentication_on(reactors: usize) {
     let key = Key::new(vec![9; 32]).unwrap();
     let config = Config {
         key: Some(key.clone()),
         handshake_timeout: Duration::from_millis(300),
         ..loopback_config()
     };
-    let server = start_reactors(config, 4, |_| Echo);
+    let server = start_reactors(config, reactors, |_| Echo);
     for i in 0..32 {
         let mut client = frameloop::Client::connect_with_key(server.addr(), &key).unwrap();
         assert_eq!(client.request(&tagged(i, 50)).unwrap(), tagged(i, 50));
@@ -114,8 +119,13 @@ fn the_connection_limit_is_for_the_whole_server_not_each_reactor() {
 }
 
 #[test]
-fn sigterm_with_four_reactors_answers_every_frame_received_then_exits() {
-    let (mut server, addr, lines) = serve_process(&[], &["--reactors", "4"]);
+fn sigterm_with_two_and_four_reactors_answers_every_frame_received_then_exits() {
+    sigterm_on("2");
+    sigterm_on("4");
+}
+
+fn sigterm_on(reactors: &str) {
+    let (mut server, addr, lines) = serve_process(&[], &["--reactors", reactors]);
     let mut clients: Vec<_> = (0..200).map(|_| connect(addr)).collect();
     for (i, s) in clients.iter_mut().enumerate() {
         let wire: Vec<u8> = (0..20)
@@ -244,5 +254,95 @@ fn send_to_a_closed_connection_on_another_reactor_never_reaches_a_newcomer_in_it
     assert!(
         read_frame(&mut newcomer).is_err(),
         "the newcomer got another's message"
+    );
+}
+
+#[test]
+fn backpressure_holds_on_each_reactor_and_every_frame_comes_back() {
+    let server = start_reactors(loopback_config(), 2, |_| Echo);
+    // Four clients pipeline 24 MiB each without reading: far past the
+    // kernel's buffers, so each reactor pauses the ones it serves.
+    let mut streamers: Vec<_> = (0..4).map(|_| connect(server.addr())).collect();
+    let writers: Vec<_> = streamers
+        .iter()
+        .enumerate()
+        .map(|(t, s)| {
+            let mut w = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                for i in 0..384u32 {
+                    w.write_all(&frame(&tagged(t as u32 * 1000 + i, 64 * 1024)))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(5), || server
+        .handle()
+        .stats()
+        .read_pauses
+        >= 4));
+    for (t, s) in streamers.iter_mut().enumerate() {
+        for i in 0..384u32 {
+            assert!(read_frame(s).unwrap() == tagged(t as u32 * 1000 + i, 64 * 1024));
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(busy_reactors(&server) >= 1);
+}
+
+#[test]
+fn idle_and_slowloris_timeouts_hold_on_each_reactor() {
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(400)),
+        frame_timeout: Some(Duration::from_millis(150)),
+        ..loopback_config()
+    };
+    let server = start_reactors(config, 2, |_| Echo);
+    let mut silent: Vec<_> = (0..8).map(|_| connect(server.addr())).collect();
+    let mut slowloris: Vec<_> = (0..8).map(|_| connect(server.addr())).collect();
+    for s in &mut slowloris {
+        s.write_all(&[0, 0, 1, 0, 7]).unwrap();
+    }
+    for s in silent.iter_mut().chain(slowloris.iter_mut()) {
+        assert!(closed_by_server(s));
+    }
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.closed(CloseReason::FrameTimeout), 8, "{stats}");
+    assert_eq!(stats.closed(CloseReason::Idle), 8, "{stats}");
+}
+
+#[test]
+fn datagrams_are_answered_by_whichever_reactor_the_kernel_picks() {
+    let config = Config {
+        udp: true,
+        ..loopback_config()
+    };
+    let server = start_reactors(config, 4, |_| frameloop::Upper);
+    let sockets: Vec<_> = (0..16)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+            s
+        })
+        .collect();
+    for (i, s) in sockets.iter().enumerate() {
+        s.send_to(format!("hello {i}").as_bytes(), server.addr())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], format!("HELLO {i}").as_bytes());
+    }
+    let answered: Vec<u64> = server
+        .handle()
+        .stats_per_reactor()
+        .iter()
+        .map(|s| s.datagrams)
+        .collect();
+    assert_eq!(answered.iter().sum::<u64>(), 16);
+    assert!(
+        answered.iter().filter(|&&n| n > 0).count() >= 2,
+        "{answered:?}"
     );
 }
