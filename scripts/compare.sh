@@ -6,15 +6,35 @@
 #   scripts/compare.sh --callgrind    # user-space instructions per echoed message
 #   scripts/compare.sh --idle-rss     # server RSS growth for 10,000 idle connections
 #   CELLS="100x64x1 10000x16x16" ROUNDS=5 scripts/compare.sh   # chosen cells (conns x size x depth)
+#   scripts/compare.sh --reactors 1,2 # scaling: N reactors vs. the tokio peer with N workers
+#   REACTORS=1,2,4,8 CELLS="1000x64x1" scripts/compare.sh       # the same, as an environment list
 #
 # Server pinned to CPU 0, bench to CPU 1 (taskset); the two servers alternate
 # within each round (interleaved, the order swapped every round), and each cell
 # reports the median of the rounds. Per message: server CPU (utime+stime from
-# /proc/PID/stat over the measured window), server syscalls (perf stat -e
-# raw_syscalls:sys_enter), epoll_ctl calls. Needs perf (linux-perf) and, for
-# --callgrind, valgrind. If perf cannot read tracepoints, syscalls are counted
-# with `strace -c -f -p PID` instead, and the table says so: strace slows the
-# server, so that run's msgs/s and CPU figures are then not comparable.
+# /proc/PID/stat over the measured window, all of its threads), server
+# syscalls (perf stat -e raw_syscalls:sys_enter), epoll_ctl calls. Needs perf
+# (linux-perf) and, for --callgrind, valgrind. If perf cannot read
+# tracepoints, syscalls are counted with `strace -c -f -p PID` instead, and the
+# table says so: strace slows the server, so that run's msgs/s and CPU figures
+# are then not comparable.
+#
+# Scaling (--reactors LIST, or REACTORS=LIST; comma-separated): for each N in
+# the list, frameloop runs `serve --reactors N --pin`, the tokio peer
+# `--workers N` (a multi_thread runtime; N = 1 is its current_thread runtime,
+# the peer above), and the bench `--threads N` (BENCH_THREADS overrides).
+# Cells: 1000x64x1 and 1000x64x16 (--quick: 100 connections; CELLS as above).
+# Every (server, N) alternates within each round, the order reversed every
+# round; medians. CPUs are handed out in order from CPUS (a list such as
+# "0-7,16-23"; default: every CPU this script may use): when there are 2N of
+# them the server gets the first N and the bench the next N (N = 1 on two
+# cores: server on CPU 0, bench on CPU 1, as above); with fewer, server and
+# bench are both given all of them and share them, and the header says so.
+# SHARE_CORES=1 shares them for every N, N = 1 included. Reactor i is pinned
+# to the i-th CPU of the server's set; the tokio workers are left to the
+# kernel within that set. `scale` = msgs/s over the same server's msgs/s at
+# the first N of the list; `busy` = the server's CPU seconds per second (how
+# many cores it kept busy).
 #
 # Bounded: every server, bench and client run has a time limit; a stuck one
 # is killed and the script stops with an error.
@@ -22,14 +42,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=matrix QUICK=0 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-3} WARMUP=${WARMUP:-1}
-for arg in "$@"; do
-  case "$arg" in
+REACTORS=${REACTORS:-} CPUS=${CPUS:-} SHARE_CORES=${SHARE_CORES:-0} BENCH_THREADS=${BENCH_THREADS:-}
+usage="usage: $0 [--quick|--callgrind|--idle-rss] [--reactors N,N,...]"
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) QUICK=1 ;;
     --callgrind) MODE=callgrind ;;
     --idle-rss) MODE=idle-rss ;;
-    *) echo "usage: $0 [--quick|--callgrind|--idle-rss]" >&2; exit 2 ;;
+    --reactors) [ $# -ge 2 ] || { echo "--reactors needs a list, such as 1,2" >&2; exit 2; }
+                REACTORS=$2; shift ;;
+    --reactors=*) REACTORS=${1#--reactors=} ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
+  shift
 done
+if [ -n "$REACTORS" ]; then
+  [[ "$REACTORS" =~ ^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3})*$ ]] \
+    || { echo "--reactors: '$REACTORS' is not a list of reactor counts, such as 1,2,4" >&2; exit 2; }
+  [ "$MODE" = matrix ] || { echo "--reactors goes with the msgs/s comparison, not --callgrind or --idle-rss" >&2; exit 2; }
+  MODE=scaling
+fi
+[[ -z "$BENCH_THREADS" || "$BENCH_THREADS" =~ ^[1-9][0-9]{0,3}$ ]] \
+  || { echo "BENCH_THREADS: '$BENCH_THREADS' is not a number of threads" >&2; exit 2; }
+[[ -z "$CPUS" || "$CPUS" =~ ^[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*$ ]] \
+  || { echo "CPUS: '$CPUS' is not a CPU list, such as 0-7,16-23" >&2; exit 2; }
 
 command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf; }
 if [ "$MODE" = callgrind ]; then
@@ -46,7 +82,7 @@ FRAMELOOP=target/release/frameloop
 PEER=target/release/examples/peer_tokio
 ulimit -n 65536 2>/dev/null || true
 
-export FRAMELOOP PEER QUICK ROUNDS DURATION WARMUP MODE PERF_OK
+export FRAMELOOP PEER QUICK ROUNDS DURATION WARMUP MODE PERF_OK REACTORS CPUS SHARE_CORES BENCH_THREADS
 exec python3 - <<'PY'
 import json, math, os, re, signal, statistics, subprocess, sys, threading, time
 
@@ -77,8 +113,8 @@ def wait_for_address(p, stream, kind, pattern=r"listening on (\S+)"):
     drain(stream)
     return found[0]
 
-def start_server(kind, extra=()):
-    cmd = ["taskset", "-c", "0"]
+def start_server(kind, extra=(), cpus="0"):
+    cmd = ["taskset", "-c", cpus]
     if kind == "frameloop":
         cmd += [FRAMELOOP, "serve", "--addr", "127.0.0.1:0", "--max-connections", "20000", *extra]
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
@@ -132,17 +168,17 @@ def syscall_counts(pid, seconds):
     return {"total": counts.get("total", 0), "epoll_ctl": counts.get("epoll_ctl", 0),
             "epoll_wait": counts.get("epoll_wait", 0) + counts.get("epoll_pwait", 0)}
 
-def one_run(kind, conns, size, depth):
+def one_run(kind, conns, size, depth, extra=(), server_cpus="0", bench_cpus="1", threads=1):
     """One bench run against a fresh server. Whatever fails on the way (perf,
     strace, the bench), neither the server nor the bench is left running."""
-    server, addr = start_server(kind)
+    server, addr = start_server(kind, extra, server_cpus)
     bench = None
     try:
         pid = server.pid
         bench = subprocess.Popen(
-            ["taskset", "-c", "1", FRAMELOOP, "bench", "--addr", addr, "--connections", str(conns),
+            ["taskset", "-c", bench_cpus, FRAMELOOP, "bench", "--addr", addr, "--connections", str(conns),
              "--size", str(size), "--depth", str(depth), "--warmup", f"{WARMUP}s",
-             "--duration", f"{DURATION}s", "--json"],
+             "--duration", f"{DURATION}s", "--threads", str(threads), "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # The bench prints a progress line a second, counted from when all its
         # connections are up; the measured window starts after WARMUP of them.
@@ -190,6 +226,7 @@ def one_run(kind, conns, size, depth):
             "ctl": counts["epoll_ctl"],
             "wait": counts["epoll_wait"] / (rate * window),
             "rss": rss, "errors": sum(r["errors"].values()),
+            "busy": (t1 - t0) / TICK / (w1 - w0),
         }
     finally:
         if bench is not None and bench.poll() is None:
@@ -198,13 +235,15 @@ def one_run(kind, conns, size, depth):
         if server.poll() is None:
             stop(server)
 
-def matrix():
+def chosen_cells(default):
     if os.environ.get("CELLS"):  # e.g. CELLS="100x64x1 10000x16x1"
-        cells = [tuple(int(x) for x in c.split("x")) for c in os.environ["CELLS"].split()]
-    elif os.environ["QUICK"] == "1":
-        cells = [(100, 64, 1), (100, 64, 16)]
-    else:
-        cells = [(c, s, d) for c in (1, 100, 1000, 10000) for s in (16, 512, 4096) for d in (1, 16)]
+        return [tuple(int(x) for x in c.split("x")) for c in os.environ["CELLS"].split()]
+    if os.environ["QUICK"] == "1":
+        return [(100, 64, 1), (100, 64, 16)]
+    return default
+
+def matrix():
+    cells = chosen_cells([(c, s, d) for c in (1, 100, 1000, 10000) for s in (16, 512, 4096) for d in (1, 16)])
     print(f"# {ROUNDS} interleaved rounds, {WARMUP}s warm-up + {DURATION}s each; medians. "
           "fl = frameloop, tk = tokio peer; ratio = fl/tk; syscalls from "
           + ("perf stat" if PERF_OK else "strace -c (slows the server: msgs/s and CPU distorted)"))
@@ -227,6 +266,73 @@ def matrix():
               f"| {fl['p99']:.0f} | {tk['p99']:.0f} | {fl['cpu_us']:.2f} | {tk['cpu_us']:.2f} "
               f"| {fl['cpu_us']/max(tk['cpu_us'],1e-9):.2f} | {fl['sys']:.3f} | {tk['sys']:.3f} | {fl['wait']:.3f} "
               f"| {fl['ctl']:.0f} | {fl['rss']:.0f} | {tk['rss']:.0f} | {errs} |", flush=True)
+
+def refuse(message):
+    """A setting the run cannot use: one line, exit 2, as the shell part does."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+def cpu_list(text):
+    """ "0-3,8" -> [0, 1, 2, 3, 8], in the order given."""
+    cpus = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus += range(int(lo), int(hi or lo) + 1)
+    return cpus
+
+def placement(n, cpus, share):
+    """(server CPUs, bench CPUs, words for the header) for N reactors: apart
+    when there are 2N CPUs to give, both on all of them otherwise."""
+    if not share and len(cpus) >= 2 * n:
+        server, bench = cpus[:n], cpus[n:2 * n]
+        words = f"server on CPU {','.join(map(str, server))}, bench on CPU {','.join(map(str, bench))}"
+    else:
+        server = bench = cpus
+        words = f"server and bench share CPUs {','.join(map(str, cpus))}"
+    return ",".join(map(str, server)), ",".join(map(str, bench)), words
+
+def scaling():
+    counts = [int(n) for n in os.environ["REACTORS"].split(",")]
+    cpus = cpu_list(os.environ["CPUS"]) if os.environ["CPUS"] else sorted(os.sched_getaffinity(0))
+    allowed = os.sched_getaffinity(0)
+    if any(n > 1024 for n in counts):
+        refuse("--reactors: at most 1024 (as serve --reactors)")
+    if not cpus or not set(cpus) <= allowed or len(set(cpus)) != len(cpus):
+        refuse(f"CPUS: {os.environ['CPUS']} is not a list of distinct CPUs this script may use "
+                 f"({','.join(map(str, sorted(allowed)))})")
+    share = os.environ["SHARE_CORES"] == "1"
+    cells = chosen_cells([(1000, 64, 1), (1000, 64, 16)])
+    threads = {n: int(os.environ["BENCH_THREADS"] or n) for n in counts}
+    places = {n: placement(n, cpus, share) for n in counts}
+    load = lambda: " ".join(open("/proc/loadavg").read().split()[:3])
+    print(f"# scaling: {ROUNDS} interleaved rounds, {WARMUP}s warm-up + {DURATION}s each; medians. "
+          f"fl = frameloop serve --reactors N --pin, tk = tokio peer --workers N; "
+          f"{len(cpus)} CPUs; load average at start {load()}")
+    for n in counts:
+        print(f"# N={n}: {places[n][2]}; bench --threads {threads[n]}")
+    print("| conns | size | depth | N | fl msgs/s | tk msgs/s | ratio | fl scale | tk scale "
+          "| fl cpu us/msg | tk cpu us/msg | cpu ratio | fl busy | tk busy | fl p99 us | tk p99 us "
+          "| fl sys/msg | tk sys/msg | errors |")
+    print("|" + "---|" * 19)
+    for conns, size, depth in cells:
+        runs = {(kind, n): [] for n in counts for kind in ("frameloop", "tokio")}
+        for round in range(ROUNDS):
+            order = list(runs) if round % 2 == 0 else list(reversed(runs))
+            for kind, n in order:
+                extra = ["--reactors", str(n), "--pin"] if kind == "frameloop" else ["--workers", str(n)]
+                server_cpus, bench_cpus, _ = places[n]
+                runs[kind, n].append(one_run(kind, conns, size, depth, extra, server_cpus, bench_cpus, threads[n]))
+        med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
+        base = {kind: med[kind, counts[0]]["msgs"] for kind in ("frameloop", "tokio")}
+        for n in counts:
+            fl, tk = med["frameloop", n], med["tokio", n]
+            errs = sum(r["errors"] for kind in ("frameloop", "tokio") for r in runs[kind, n])
+            print(f"| {conns} | {size} | {depth} | {n} | {fl['msgs']:.0f} | {tk['msgs']:.0f} "
+                  f"| {fl['msgs']/tk['msgs']:.2f} | {fl['msgs']/base['frameloop']:.2f} | {tk['msgs']/base['tokio']:.2f} "
+                  f"| {fl['cpu_us']:.2f} | {tk['cpu_us']:.2f} | {fl['cpu_us']/max(tk['cpu_us'],1e-9):.2f} "
+                  f"| {fl['busy']:.2f} | {tk['busy']:.2f} | {fl['p99']:.0f} | {tk['p99']:.0f} "
+                  f"| {fl['sys']:.3f} | {tk['sys']:.3f} | {errs} |", flush=True)
+    print(f"# load average at end {load()}")
 
 # One connection: `batch` 64-byte frames per write, `n` echoes in all.
 CLIENT = r'''
@@ -346,5 +452,5 @@ def idle_rss():
         stop(server)
         print(f"| {kind} | {before} | {after} | {(after - before) * 1024 / n:.0f} |", flush=True)
 
-{"matrix": matrix, "callgrind": callgrind, "idle-rss": idle_rss}[os.environ["MODE"]]()
+{"matrix": matrix, "scaling": scaling, "callgrind": callgrind, "idle-rss": idle_rss}[os.environ["MODE"]]()
 PY
