@@ -33,8 +33,10 @@
 # SHARE_CORES=1 shares them for every N, N = 1 included. Reactor i is pinned
 # to the i-th CPU of the server's set; the tokio workers are left to the
 # kernel within that set. `scale` = msgs/s over the same server's msgs/s at
-# the first N of the list; `busy` = the server's CPU seconds per second (how
-# many cores it kept busy).
+# the first N of the list; `busy srv/bench` = the server's and the bench's CPU
+# seconds per second over the measured window (how many cores each kept busy:
+# a server well under N with a bench near its share means the bench, not the
+# server, set the pace).
 #
 # Bounded: every server, bench and client run has a time limit; a stuck one
 # is killed and the script stops with an error.
@@ -201,9 +203,9 @@ def one_run(kind, conns, size, depth, extra=(), server_cpus="0", bench_cpus="1",
             raise SystemExit(f"{kind} {conns}x{size}x{depth}: the bench did not start: {''.join(lines)}")
         drain(bench.stderr)
         window = DURATION * 0.9
-        w0, t0 = time.monotonic(), cpu_ticks(pid)
+        w0, t0, b0 = time.monotonic(), cpu_ticks(pid), cpu_ticks(bench.pid)
         counts = syscall_counts(pid, window)
-        w1, t1 = time.monotonic(), cpu_ticks(pid)
+        w1, t1, b1 = time.monotonic(), cpu_ticks(pid), cpu_ticks(bench.pid)
         try:
             out, _ = bench.communicate(timeout=60 + conns / 100 + DURATION)
         except subprocess.TimeoutExpired:
@@ -227,6 +229,7 @@ def one_run(kind, conns, size, depth, extra=(), server_cpus="0", bench_cpus="1",
             "wait": counts["epoll_wait"] / (rate * window),
             "rss": rss, "errors": sum(r["errors"].values()),
             "busy": (t1 - t0) / TICK / (w1 - w0),
+            "bench_busy": (b1 - b0) / TICK / (w1 - w0),
         }
     finally:
         if bench is not None and bench.poll() is None:
@@ -311,7 +314,7 @@ def scaling():
     for n in counts:
         print(f"# N={n}: {places[n][2]}; bench --threads {threads[n]}")
     print("| conns | size | depth | N | fl msgs/s | tk msgs/s | ratio | fl scale | tk scale "
-          "| fl cpu us/msg | tk cpu us/msg | cpu ratio | fl busy | tk busy | fl p99 us | tk p99 us "
+          "| fl cpu us/msg | tk cpu us/msg | cpu ratio | fl busy srv/bench | tk busy srv/bench | fl p99 us | tk p99 us "
           "| fl sys/msg | tk sys/msg | errors |")
     print("|" + "---|" * 19)
     for conns, size, depth in cells:
@@ -330,7 +333,8 @@ def scaling():
             print(f"| {conns} | {size} | {depth} | {n} | {fl['msgs']:.0f} | {tk['msgs']:.0f} "
                   f"| {fl['msgs']/tk['msgs']:.2f} | {fl['msgs']/base['frameloop']:.2f} | {tk['msgs']/base['tokio']:.2f} "
                   f"| {fl['cpu_us']:.2f} | {tk['cpu_us']:.2f} | {fl['cpu_us']/max(tk['cpu_us'],1e-9):.2f} "
-                  f"| {fl['busy']:.2f} | {tk['busy']:.2f} | {fl['p99']:.0f} | {tk['p99']:.0f} "
+                  f"| {fl['busy']:.2f}/{fl['bench_busy']:.2f} | {tk['busy']:.2f}/{tk['bench_busy']:.2f} "
+                  f"| {fl['p99']:.0f} | {tk['p99']:.0f} "
                   f"| {fl['sys']:.3f} | {tk['sys']:.3f} | {errs} |", flush=True)
     print(f"# load average at end {load()}")
 
