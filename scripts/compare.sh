@@ -95,7 +95,15 @@ PERF_OK = os.environ["PERF_OK"] == "1"
 
 def drain(stream):
     """Keeps reading a child's pipe so it never blocks on a full one."""
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+    def read():
+        try:
+            for _ in stream:
+                pass
+        except (ValueError, OSError):
+            # communicate() read the rest and closed the pipe under us (the
+            # bench's stderr): nothing was left to drain.
+            pass
+    threading.Thread(target=read, daemon=True).start()
 
 def wait_for_address(p, stream, kind, pattern=r"listening on (\S+)"):
     """The address a server prints on start-up; gives up after 30 s."""
