@@ -20,23 +20,23 @@
 # are then not comparable.
 #
 # Scaling (--reactors LIST, or REACTORS=LIST; comma-separated): for each N in
-# the list, frameloop runs `serve --reactors N --pin`, the tokio peer
+# the list, frameloop runs `serve --reactors N --pin` and the tokio peer
 # `--workers N` (a multi_thread runtime; N = 1 is its current_thread runtime,
-# the peer above), and the bench `--threads N` (BENCH_THREADS overrides).
-# Cells: 1000x64x1 and 1000x64x16 (--quick: 100 connections; CELLS as above).
-# Every (server, N) alternates within each round, the order reversed every
-# round; medians. CPUs are handed out in order from CPUS (a list such as
-# "0-7,16-23"; default: every CPU this script may use): when there are 2N of
-# them the server gets the first N and the bench the next N (N = 1 on two
-# cores: server on CPU 0, bench on CPU 1, as above); with fewer, server and
-# bench are both given all of them and share them, and the header says so.
-# SHARE_CORES=1 shares them for every N, N = 1 included. Reactor i is pinned
-# to the i-th CPU of the server's set; the tokio workers are left to the
-# kernel within that set. `scale` = msgs/s over the same server's msgs/s at
-# the first N of the list; `busy srv/bench` = the server's and the bench's CPU
-# seconds per second over the measured window (how many cores each kept busy:
-# a server well under N with a bench near its share means the bench, not the
-# server, set the pace).
+# the peer above). Cells: 1000x64x1 and 1000x64x16 (--quick: 100
+# connections; CELLS as above). Every (server, N) alternates within each
+# round, the order reversed every round; medians. CPUs are handed out in order
+# from CPUS (a list such as "0-15"; default: every CPU this script may use):
+# the server gets the first N and the bench all the others when there are at
+# least N others (on two cores, N = 1: server on CPU 0, bench on CPU 1, as
+# above); with fewer, server and bench are both given all of them and share
+# them, and the header says so. SHARE_CORES=1 shares them for every N, N = 1
+# included. The bench runs one thread per CPU it was given (BENCH_THREADS
+# overrides). Reactor i is pinned to the i-th CPU of the server's set; the
+# tokio workers are left to the kernel within that set. `scale` = msgs/s over
+# the same server's msgs/s at the first N of the list; `busy srv/bench` = the
+# server's and the bench's CPU seconds per second over the measured window
+# (how many cores each kept busy: a server well under N beside a bench near
+# its CPU count means the bench, not the server, set the pace).
 #
 # Bounded: every server, bench and client run has a time limit; a stuck one
 # is killed and the script stops with an error.
@@ -292,10 +292,12 @@ def cpu_list(text):
     return cpus
 
 def placement(n, cpus, share):
-    """(server CPUs, bench CPUs, words for the header) for N reactors: apart
-    when there are 2N CPUs to give, both on all of them otherwise."""
+    """(server CPUs, bench CPUs, words for the header) for N reactors: the
+    server on the first N, the bench on all the others when there are at
+    least N of them (a client weaker than the server would measure itself);
+    both on all of them otherwise."""
     if not share and len(cpus) >= 2 * n:
-        server, bench = cpus[:n], cpus[n:2 * n]
+        server, bench = cpus[:n], cpus[n:]
         words = f"server on CPU {','.join(map(str, server))}, bench on CPU {','.join(map(str, bench))}"
     else:
         server = bench = cpus
@@ -313,8 +315,10 @@ def scaling():
                  f"({','.join(map(str, sorted(allowed)))})")
     share = os.environ["SHARE_CORES"] == "1"
     cells = chosen_cells([(1000, 64, 1), (1000, 64, 16)])
-    threads = {n: int(os.environ["BENCH_THREADS"] or n) for n in counts}
     places = {n: placement(n, cpus, share) for n in counts}
+    # One bench thread per CPU the bench may use: on two cores, 1 for N = 1
+    # (as in the matrix) and 2 for N = 2.
+    threads = {n: int(os.environ["BENCH_THREADS"] or len(places[n][1].split(","))) for n in counts}
     load = lambda: " ".join(open("/proc/loadavg").read().split()[:3])
     print(f"# scaling: {ROUNDS} interleaved rounds, {WARMUP}s warm-up + {DURATION}s each; medians. "
           f"fl = frameloop serve --reactors N --pin, tk = tokio peer --workers N; "
