@@ -36,7 +36,11 @@
 # the same server's msgs/s at the first N of the list; `busy srv/bench` = the
 # server's and the bench's CPU seconds per second over the measured window
 # (how many cores each kept busy: a server well under N beside a bench near
-# its CPU count means the bench, not the server, set the pace).
+# its CPU count means the bench, not the server, set the pace). `others` =
+# the cores kept busy by everything else over the same windows (the larger of
+# the two servers' medians; it includes kernel threads such as ksoftirqd doing
+# loopback work): on a quiet machine near 0, and the figures of a row with a
+# large one were taken on a busy machine.
 #
 # Bounded: every server, bench and client run has a time limit; a stuck one
 # is killed and the script stops with an error.
@@ -140,6 +144,12 @@ def cpu_ticks(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])
 
+def busy_ticks():
+    """Every CPU's non-idle ticks so far (user, nice, system, irq, softirq,
+    steal), for what else ran beside the server and the bench."""
+    f = open("/proc/stat").readline().split()
+    return sum(int(f[i]) for i in (1, 2, 3, 6, 7, 8))
+
 def rss_kib(pid, field="VmRSS"):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(field + ":"):
@@ -211,9 +221,9 @@ def one_run(kind, conns, size, depth, extra=(), server_cpus="0", bench_cpus="1",
             raise SystemExit(f"{kind} {conns}x{size}x{depth}: the bench did not start: {''.join(lines)}")
         drain(bench.stderr)
         window = DURATION * 0.9
-        w0, t0, b0 = time.monotonic(), cpu_ticks(pid), cpu_ticks(bench.pid)
+        w0, t0, b0, m0 = time.monotonic(), cpu_ticks(pid), cpu_ticks(bench.pid), busy_ticks()
         counts = syscall_counts(pid, window)
-        w1, t1, b1 = time.monotonic(), cpu_ticks(pid), cpu_ticks(bench.pid)
+        w1, t1, b1, m1 = time.monotonic(), cpu_ticks(pid), cpu_ticks(bench.pid), busy_ticks()
         try:
             out, _ = bench.communicate(timeout=60 + conns / 100 + DURATION)
         except subprocess.TimeoutExpired:
@@ -238,6 +248,7 @@ def one_run(kind, conns, size, depth, extra=(), server_cpus="0", bench_cpus="1",
             "rss": rss, "errors": sum(r["errors"].values()),
             "busy": (t1 - t0) / TICK / (w1 - w0),
             "bench_busy": (b1 - b0) / TICK / (w1 - w0),
+            "others": max(0, (m1 - m0) - (t1 - t0) - (b1 - b0)) / TICK / (w1 - w0),
         }
     finally:
         if bench is not None and bench.poll() is None:
@@ -327,8 +338,8 @@ def scaling():
         print(f"# N={n}: {places[n][2]}; bench --threads {threads[n]}")
     print("| conns | size | depth | N | fl msgs/s | tk msgs/s | ratio | fl scale | tk scale "
           "| fl cpu us/msg | tk cpu us/msg | cpu ratio | fl busy srv/bench | tk busy srv/bench | fl p99 us | tk p99 us "
-          "| fl sys/msg | tk sys/msg | errors |")
-    print("|" + "---|" * 19)
+          "| fl sys/msg | tk sys/msg | others | errors |")
+    print("|" + "---|" * 20)
     for conns, size, depth in cells:
         runs = {(kind, n): [] for n in counts for kind in ("frameloop", "tokio")}
         for round in range(ROUNDS):
@@ -347,7 +358,7 @@ def scaling():
                   f"| {fl['cpu_us']:.2f} | {tk['cpu_us']:.2f} | {fl['cpu_us']/max(tk['cpu_us'],1e-9):.2f} "
                   f"| {fl['busy']:.2f}/{fl['bench_busy']:.2f} | {tk['busy']:.2f}/{tk['bench_busy']:.2f} "
                   f"| {fl['p99']:.0f} | {tk['p99']:.0f} "
-                  f"| {fl['sys']:.3f} | {tk['sys']:.3f} | {errs} |", flush=True)
+                  f"| {fl['sys']:.3f} | {tk['sys']:.3f} | {max(fl['others'], tk['others']):.2f} | {errs} |", flush=True)
     print(f"# load average at end {load()}")
 
 # One connection: `batch` 64-byte frames per write, `n` echoes in all.
