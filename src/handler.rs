@@ -433,6 +433,46 @@ impl<H: Handler> Ctx<'_, H> {
 
     /// Sends one frame to connection `id`; to [`Ctx::id`] it is a reply
     /// (kept in order with [`Ctx::send`]). See [`LoopCtx::send_to`].
+    ///
+    /// # Examples
+    ///
+    /// Everything goes to the first connection; the others are told whether
+    /// it got there (once the first has left, it is gone for good: a later
+    /// connection in its slot is another connection).
+    ///
+    /// ```
+    /// use frameloop::{Client, Config, ConnId, Ctx, Handler};
+    ///
+    /// #[derive(Default)]
+    /// struct ToFirst {
+    ///     first: Option<ConnId>,
+    /// }
+    ///
+    /// impl Handler for ToFirst {
+    ///     type Conn = ();
+    ///     fn on_open(&mut self, ctx: &mut Ctx<'_, Self>) {
+    ///         self.first.get_or_insert(ctx.id());
+    ///     }
+    ///     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
+    ///         let Some(first) = self.first else { return };
+    ///         let arrived = ctx.send_to(first, payload); // to itself: a reply
+    ///         if first != ctx.id() {
+    ///             ctx.send(if arrived { b"sent" } else { b"gone" });
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = frameloop::spawn(Config::loopback(), ToFirst::default())?;
+    /// let mut first = Client::connect(server.addr())?;
+    /// assert_eq!(first.request(b"me first")?, b"me first");
+    /// let mut second = Client::connect(server.addr())?;
+    /// assert_eq!(second.request(b"hi, first")?, b"sent");
+    /// assert_eq!(first.recv()?, b"hi, first");
+    /// drop(first);
+    /// std::thread::sleep(std::time::Duration::from_millis(100));
+    /// assert_eq!(second.request(b"still there?")?, b"gone");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_to(&mut self, id: ConnId, payload: &[u8]) -> bool {
         if id == self.id {
             self.send(payload);
