@@ -262,7 +262,7 @@ fn default_max_connections() -> usize {
 }
 
 /// The process's soft limit on open file descriptors (`ulimit -n`).
-pub fn fd_soft_limit() -> Option<u64> {
+pub(crate) fn fd_soft_limit() -> Option<u64> {
     rlimit::getrlimit(rlimit::Resource::NOFILE)
         .ok()
         .map(|(soft, _hard)| soft)

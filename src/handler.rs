@@ -591,6 +591,34 @@ impl<H: Handler> DatagramCtx<'_, H> {
     }
 }
 
+impl<H: Handler> std::fmt::Debug for LoopCtx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopCtx")
+            .field("reactor", &self.reactor)
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for Ctx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("id", &self.id)
+            .field("close_requested", &self.close_requested)
+            .field("close_reason", &self.close_reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for DatagramCtx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramCtx")
+            .field("from", &self.from)
+            .field("replied", &self.replied)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Appends one message in the codec's format: a frame (see `frame.rs`), or
 /// with the raw codec the payload alone.
 fn append_message(codec: Codec, out: &mut Vec<u8>, write: impl FnOnce(&mut PayloadWriter<'_>)) {

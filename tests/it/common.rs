@@ -40,18 +40,16 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// `payload` as a frame, with the library's one encoder.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
+    let mut out = Vec::new();
+    frameloop::frame::encode_into(&mut out, payload).unwrap();
     out
 }
 
+/// One frame, with the library's one decoder (any length a header can say).
 pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut header = [0u8; 4];
-    stream.read_exact(&mut header)?;
-    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
-    stream.read_exact(&mut payload)?;
-    Ok(payload)
+    frameloop::frame::read_frame(stream, u32::MAX as usize)
 }
 
 pub fn echo(stream: &mut TcpStream, payload: &[u8]) -> Vec<u8> {

@@ -11,7 +11,6 @@ mod bench_numbers;
 mod chat;
 mod cli;
 mod closing;
-mod decoder_props;
 mod examples;
 mod limits;
 mod memory;
