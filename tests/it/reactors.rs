@@ -334,13 +334,15 @@ fn datagrams_are_answered_by_whichever_reactor_the_kernel_picks() {
         let n = s.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], format!("HELLO {i}").as_bytes());
     }
-    let answered: Vec<u64> = server
-        .handle()
-        .stats_per_reactor()
-        .iter()
-        .map(|s| s.datagrams)
-        .collect();
-    assert_eq!(answered.iter().sum::<u64>(), 16);
+    let answered = || -> Vec<u64> {
+        let per_reactor = server.handle().stats_per_reactor();
+        per_reactor.iter().map(|s| s.datagrams).collect()
+    };
+    // Each is counted just after its reply is sent: wait for the last one.
+    assert!(wait_until(Duration::from_secs(5), || {
+        answered().iter().sum::<u64>() == 16
+    }));
+    let answered = answered();
     assert!(
         answered.iter().filter(|&&n| n > 0).count() >= 2,
         "{answered:?}"
