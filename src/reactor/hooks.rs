@@ -119,11 +119,7 @@ impl<H: Handler> Reactor<H> {
 
     /// Runs the messages in the inbox, at most a batch per turn.
     pub(super) fn deliver_messages(&mut self) {
-        let mark = self.mark();
-        self.deliver_batch();
-        if mark.is_some() {
-            self.spanned(SpanKind::Messages, None, mark);
-        }
+        self.spanning(SpanKind::Messages, Self::deliver_batch);
     }
 
     fn deliver_batch(&mut self) {

@@ -82,6 +82,15 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
+    /// Runs `body`, recorded as a span of `kind` if a recording is running.
+    pub(super) fn spanning(&mut self, kind: SpanKind, body: impl FnOnce(&mut Self)) {
+        let mark = self.mark();
+        body(self);
+        if mark.is_some() {
+            self.spanned(kind, None, mark);
+        }
+    }
+
     /// The start of a span, if a recording is running.
     pub(super) fn mark(&self) -> Option<Instant> {
         self.recorder.as_ref().map(|_| Instant::now())

@@ -26,16 +26,6 @@ pub fn alone() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const FRAME: usize = 64 * 1024;
-
-/// Frame `i` of the backpressure stream: its index, then a fill byte.
-fn numbered_frame(i: u32, buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.extend_from_slice(&(FRAME as u32).to_be_bytes());
-    buf.extend_from_slice(&i.to_be_bytes());
-    buf.resize(4 + FRAME, i as u8);
-}
-
 #[test]
 fn a_client_that_sends_a_gibibyte_without_reading_leaves_memory_flat() {
     let _alone = alone();

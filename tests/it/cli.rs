@@ -1,18 +1,10 @@
 //! The `frameloop` binary as a person uses it: errors are one line and exit 2.
 
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use crate::common::*;
-
-fn frameloop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_frameloop"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("run frameloop")
-}
 
 fn assert_one_line_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);

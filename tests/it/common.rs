@@ -40,6 +40,26 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Runs the `frameloop` command to completion.
+pub fn frameloop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_frameloop"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run frameloop")
+}
+
+/// Bytes in each frame of a backpressure stream.
+pub const FRAME: usize = 64 * 1024;
+
+/// Frame `i` of a backpressure stream: its index, then a fill byte.
+pub fn numbered_frame(i: u32, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&(FRAME as u32).to_be_bytes());
+    buf.extend_from_slice(&i.to_be_bytes());
+    buf.resize(4 + FRAME, i as u8);
+}
+
 /// `payload` as a frame, with the library's one encoder.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
