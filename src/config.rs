@@ -72,7 +72,9 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// Also serve UDP datagrams on the same address and port.
     pub udp: bool,
-    /// Messages a reactor's [`crate::Mailbox`] holds before posts fail.
+    /// Messages a reactor's [`crate::Mailbox`] holds before posts are
+    /// refused. Its slots are allocated when the reactor starts (about 24
+    /// bytes each), so a large capacity costs memory even when idle.
     pub mailbox_capacity: usize,
 }
 
@@ -120,7 +122,7 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             stats_interval: None,
             udp: false,
-            mailbox_capacity: 65_536,
+            mailbox_capacity: 4096,
         }
     }
 }
