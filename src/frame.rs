@@ -221,6 +221,9 @@ pub(crate) struct FrameDecoder {
 pub(crate) struct Fed {
     /// Frames handed to the callback.
     pub frames: usize,
+    /// A header declared more than the maximum, after those frames: the
+    /// stream is unusable from there on.
+    pub too_large: Option<FrameTooLarge>,
 }
 
 impl FrameDecoder {
@@ -234,33 +237,41 @@ impl FrameDecoder {
         self.partial.len()
     }
 
-    /// Feeds one chunk; calls `on_frame` with each payload it completes, in order.
+    /// Feeds one chunk; calls `on_frame` with each payload it completes, in
+    /// order, and says how many it handed out.
     ///
-    /// On `Err` the stream is unusable (a header declared more than `max`);
-    /// the caller closes the connection. Frames completed before the bad
-    /// header were already handed out.
-    pub fn feed(
+    /// If a header declared more than `max` ([`Fed::too_large`]), the stream
+    /// is unusable from there on and the caller closes the connection; the
+    /// frames completed before the bad header were handed out (and counted).
+    pub fn feed(&mut self, chunk: &[u8], max: usize, on_frame: impl FnMut(&[u8]) -> Flow) -> Fed {
+        let mut fed = Fed::default();
+        if let Err(too_large) = self.feed_counting(&mut fed, chunk, max, on_frame) {
+            fed.too_large = Some(too_large);
+        }
+        fed
+    }
+
+    fn feed_counting(
         &mut self,
+        fed: &mut Fed,
         mut chunk: &[u8],
         max: usize,
         mut on_frame: impl FnMut(&[u8]) -> Flow,
-    ) -> Result<Fed, FrameTooLarge> {
-        let mut fed = Fed::default();
-
+    ) -> Result<(), FrameTooLarge> {
         // 1. Finish the frame an earlier chunk started. Take only the bytes
         //    that frame needs, so the buffer never exceeds `max + 4`.
         if !self.partial.is_empty() {
             let used = self.fill_partial(chunk, max)?;
             chunk = &chunk[used..];
             match decode(&self.partial, max)? {
-                None => return Ok(fed),
+                None => return Ok(()),
                 Some((payload, _)) => {
                     fed.frames += 1;
                     let flow = on_frame(payload);
                     // An empty buffer owns no memory: see the struct docs.
                     self.partial = Vec::new();
                     if flow == Flow::Stop {
-                        return Ok(fed);
+                        return Ok(());
                     }
                 }
             }
@@ -270,7 +281,7 @@ impl FrameDecoder {
         while let Some((payload, used)) = decode(chunk, max)? {
             fed.frames += 1;
             if on_frame(payload) == Flow::Stop {
-                return Ok(fed);
+                return Ok(());
             }
             chunk = &chunk[used..];
         }
@@ -278,7 +289,7 @@ impl FrameDecoder {
         // 3. Keep the unfinished tail. `decode` already checked its header (if
         //    complete), so the tail is shorter than `max + 4`.
         self.partial.extend_from_slice(chunk);
-        Ok(fed)
+        Ok(())
     }
 
     /// Moves into `partial` the bytes of `chunk` its frame still lacks.
@@ -311,11 +322,11 @@ mod tests {
 
     fn decode_all(d: &mut FrameDecoder, chunk: &[u8], max: usize) -> Vec<Vec<u8>> {
         let mut got = Vec::new();
-        d.feed(chunk, max, |p| {
+        let fed = d.feed(chunk, max, |p| {
             got.push(p.to_vec());
             Flow::Continue
-        })
-        .unwrap();
+        });
+        assert_eq!(fed.too_large, None);
         got
     }
 
@@ -387,7 +398,8 @@ mod tests {
         assert_eq!(decode_all(&mut d, &frame(&[7; 100]), 100).len(), 1);
         let err = d
             .feed(&frame(&[7; 101]), 100, |_| Flow::Continue)
-            .unwrap_err();
+            .too_large
+            .unwrap();
         assert_eq!(
             err,
             FrameTooLarge {
@@ -402,7 +414,8 @@ mod tests {
         let mut d = FrameDecoder::new();
         let err = d
             .feed(&0xFFFF_FFF0u32.to_be_bytes(), 1 << 20, |_| Flow::Continue)
-            .unwrap_err();
+            .too_large
+            .unwrap();
         assert_eq!(err.declared, 0xFFFF_FFF0);
         assert!(d.buffered() <= HEADER_LEN);
         assert_eq!(
@@ -414,8 +427,12 @@ mod tests {
     #[test]
     fn oversized_header_split_across_chunks_is_refused() {
         let mut d = FrameDecoder::new();
-        assert!(d.feed(&[0, 0x10], 100, |_| Flow::Continue).is_ok());
-        assert!(d.feed(&[0, 0], 100, |_| Flow::Continue).is_err());
+        assert!(
+            d.feed(&[0, 0x10], 100, |_| Flow::Continue)
+                .too_large
+                .is_none()
+        );
+        assert!(d.feed(&[0, 0], 100, |_| Flow::Continue).too_large.is_some());
     }
 
     #[test]
@@ -424,12 +441,10 @@ mod tests {
         wire.extend(frame(b"b"));
         let mut d = FrameDecoder::new();
         let mut seen = 0;
-        let fed = d
-            .feed(&wire, 16, |_| {
-                seen += 1;
-                Flow::Stop
-            })
-            .unwrap();
+        let fed = d.feed(&wire, 16, |_| {
+            seen += 1;
+            Flow::Stop
+        });
         assert_eq!((seen, fed.frames), (1, 1));
     }
 
@@ -459,7 +474,8 @@ mod tests {
                     frames.push(p.to_vec());
                     Flow::Continue
                 })
-                .map_err(|_| ())?;
+                .too_large
+                .map_or(Ok(()), |_| Err(()))?;
             assert!(decoder.buffered() <= max + HEADER_LEN);
         }
         Ok(frames)

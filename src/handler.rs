@@ -285,8 +285,9 @@ impl<H: Handler> LoopCtx<'_, H> {
         true
     }
 
-    /// Calls [`Handler::on_tick`] once, `after` from now. Ticks belong to the
-    /// handler as a whole, not to a connection.
+    /// Calls [`Handler::on_tick`] once, `after` from now (at least a
+    /// millisecond). Ticks belong to the handler as a whole, not to a
+    /// connection.
     pub fn set_tick(&mut self, after: Duration) -> TimerId {
         self.add_timer(None, after, None)
     }
@@ -324,11 +325,28 @@ impl<H: Handler> LoopCtx<'_, H> {
         after: Duration,
         every: Option<Duration>,
     ) -> TimerId {
+        // At least a millisecond (the clock's grain): a timer set for "now"
+        // from its own hook would otherwise fire again in the same pass, for
+        // ever.
+        let (after, every) = (after.max(MIN_DELAY), every.map(|e| e.max(MIN_DELAY)));
         let id = self.handler_timers.add(owner, every);
         self.timers.schedule(self.now.after(after), Due::Timer(id));
+        // Timers set and cancelled in a loop leave stale entries behind:
+        // compact as soon as they dominate, not when something fires.
+        let (conns, handler_timers) = (&*self.conns, &*self.handler_timers);
+        if self
+            .timers
+            .needs_compaction(conns.len() + handler_timers.len() + 3)
+        {
+            self.timers
+                .compact(|at, due| crate::reactor::timer_is_live(conns, handler_timers, at, due));
+        }
         id
     }
 }
+
+/// The shortest delay a handler timer gets.
+const MIN_DELAY: Duration = Duration::from_millis(1);
 
 /// What a handler may do during a hook about one connection: reply, reach
 /// the connection's state, set its timers, close it; and, through

@@ -56,7 +56,7 @@ impl<H: Handler> Reactor<H> {
                 }
             }
         }
-        self.timers.schedule(self.now, Due::AcceptRetry); // batch spent: more this turn
+        self.accept_backlog = true; // batch spent: the rest next turn
     }
 
     /// Stops accepting until `at` (a retry timer is set for it).

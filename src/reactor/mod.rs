@@ -105,6 +105,8 @@ pub(crate) struct Reactor<H: Handler> {
     local_addr: SocketAddr,
     /// Whether the listener is being accepted from.
     accepting: Accepting,
+    /// Connections may be left in the listen queue after a full batch.
+    accept_backlog: bool,
 
     // ----- connections ---------------------------------------------------------
     /// Every connection, keyed by the slab key inside its `ConnId`.
@@ -217,6 +219,7 @@ impl<H: Handler> Reactor<H> {
             udp,
             local_addr,
             accepting: Accepting::Yes,
+            accept_backlog: false,
             conns: Slab::new(),
             next_generation: 0,
             ready: VecDeque::new(),
@@ -323,14 +326,18 @@ impl<H: Handler> Reactor<H> {
     /// `now` (no clock read): a deadline may fire late by one turn's work.
     fn poll_timeout(&self) -> Option<Duration> {
         let udp_backlog = self.udp.as_ref().is_some_and(|udp| udp.backlog);
-        if !self.ready.is_empty() || udp_backlog || self.inbox_backlog {
+        if !self.ready.is_empty() || udp_backlog || self.inbox_backlog || self.accept_backlog {
             return Some(Duration::ZERO);
         }
         self.timers.next_deadline().map(|at| at.since(self.now))
     }
 
-    /// Work a full batch left for the next turn: datagrams, messages.
+    /// Work a full batch left for the next turn: connects, datagrams, messages.
     fn serve_backlogs(&mut self) {
+        if self.accept_backlog {
+            self.accept_backlog = false;
+            self.accept_all();
+        }
         if self.udp.as_ref().is_some_and(|udp| udp.backlog) {
             self.serve_datagrams();
         }

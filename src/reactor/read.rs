@@ -61,7 +61,6 @@ impl<H: Handler> Reactor<H> {
                 }
             }
             Ok(n) => {
-                conn.last_active = self.now;
                 self.counters.bytes_in(n);
                 full = n == buf.len();
                 // A short read means "drained", except when the peer's FIN came
@@ -70,6 +69,9 @@ impl<H: Handler> Reactor<H> {
                 let again = full || conn.fin_seen;
                 match conn.processes_input() {
                     true => {
+                        // Input thrown away does not keep a closing
+                        // connection alive: only its reading does.
+                        conn.last_active = self.now;
                         let mark = self.mark();
                         self.dispatch(id, &buf[..n]);
                         if mark.is_some() {
@@ -158,10 +160,13 @@ impl<H: Handler> Reactor<H> {
         // handler's context may borrow every connection (for `send_to`).
         let mut decoder = std::mem::take(&mut conn.decoder);
         let (codec, max) = (self.config.codec, self.config.max_frame);
-        let result = self.call_conn_hook(id, None, |handler, ctx| match codec {
+        let fed = self.call_conn_hook(id, None, |handler, ctx| match codec {
             Codec::Raw => {
                 handler.on_frame(ctx, bytes);
-                Ok(Fed { frames: 1 })
+                Fed {
+                    frames: 1,
+                    too_large: None,
+                }
             }
             _ => decoder.feed(bytes, max, |payload| {
                 handler.on_frame(ctx, payload);
@@ -171,19 +176,17 @@ impl<H: Handler> Reactor<H> {
                 }
             }),
         });
-        let Some(conn) = self.lookup(id) else {
+        trace!("{id}: {} bytes, {} frames", bytes.len(), fed.frames);
+        self.counters.frames(fed.frames as u64);
+        let Some(conn) = lookup(&mut self.conns, id) else {
             return;
         };
-        match result {
-            Ok(fed) => {
-                if conn.is_open() {
-                    conn.decoder = decoder; // a closing one needs it no more
-                }
-                trace!("{id}: {} bytes, {} frames", bytes.len(), fed.frames);
-                self.counters.frames(fed.frames as u64);
-                self.track_unfinished_frame(id, fed);
-            }
-            Err(too_large) => {
+        if conn.is_open() {
+            conn.decoder = decoder; // a closing one needs it no more
+        }
+        match fed.too_large {
+            None => self.track_unfinished_frame(id, fed),
+            Some(too_large) => {
                 // The frames before the bad header were handled, and their
                 // replies are written before the connection closes.
                 warn!("{}: {too_large}; closing", conn.peer);

@@ -19,5 +19,6 @@ mod process;
 mod python_clients;
 mod reactors;
 mod server;
+mod timers;
 mod udp;
 mod udp_auth;
