@@ -140,6 +140,9 @@ pub struct LoopCtx<'a, H: Handler> {
     pub(crate) handler_timers: &'a mut HandlerTimers,
     /// Every reactor's mailbox, this one's included, by index.
     pub(crate) peers: &'a [Mailbox<H>],
+    /// The connection whose hook is running, and the reactor's reply
+    /// buffer for it: sending to it is replying.
+    pub(crate) own: Option<(ConnId, &'a mut Vec<u8>)>,
 }
 
 impl<H: Handler> LoopCtx<'_, H> {
@@ -185,6 +188,8 @@ impl<H: Handler> LoopCtx<'_, H> {
 
     /// Sends one frame to connection `id`. Returns `false`, and sends
     /// nothing, if it is gone (closed, closing, or not yet authenticated).
+    /// In a hook about `id` itself, it is a reply, in order with
+    /// [`Ctx::send`].
     ///
     /// A connection on another reactor is reached through that reactor's
     /// mailbox: then `true` means the frame is on its way (that reactor drops
@@ -235,12 +240,57 @@ impl<H: Handler> LoopCtx<'_, H> {
     /// assert_eq!(bob.recv()?, b"hi bob");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// Everything goes to the first connection; the others are told whether
+    /// it got there (once the first has left, it is gone for good: a later
+    /// connection in its slot is another connection).
+    ///
+    /// ```
+    /// use frameloop::{Client, Config, ConnId, Ctx, Handler};
+    ///
+    /// #[derive(Default)]
+    /// struct ToFirst {
+    ///     first: Option<ConnId>,
+    /// }
+    ///
+    /// impl Handler for ToFirst {
+    ///     type Conn = ();
+    ///     fn on_open(&mut self, ctx: &mut Ctx<'_, Self>) {
+    ///         self.first.get_or_insert(ctx.id());
+    ///     }
+    ///     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
+    ///         let Some(first) = self.first else { return };
+    ///         let arrived = ctx.send_to(first, payload); // to itself: a reply
+    ///         if first != ctx.id() {
+    ///             ctx.send(if arrived { b"sent" } else { b"gone" });
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = frameloop::spawn(Config::loopback(), ToFirst::default())?;
+    /// let mut first = Client::connect(server.addr())?;
+    /// assert_eq!(first.request(b"me first")?, b"me first");
+    /// let mut second = Client::connect(server.addr())?;
+    /// assert_eq!(second.request(b"hi, first")?, b"sent");
+    /// assert_eq!(first.recv()?, b"hi, first");
+    /// drop(first);
+    /// std::thread::sleep(std::time::Duration::from_millis(100));
+    /// assert_eq!(second.request(b"still there?")?, b"gone");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_to(&mut self, id: ConnId, payload: &[u8]) -> bool {
         self.send_to_with(id, |w| w.extend_from_slice(payload))
     }
 
     /// Like [`LoopCtx::send_to`], with the payload built in place by `write`.
     pub fn send_to_with(&mut self, id: ConnId, write: impl FnOnce(&mut PayloadWriter<'_>)) -> bool {
+        if let Some((own, reply)) = &mut self.own
+            && *own == id
+        {
+            // Into the reply buffer: behind this hook's replies, not ahead.
+            append_message(self.codec, reply, write);
+            return true;
+        }
         if id.reactor() != self.reactor {
             let mut payload = Vec::new();
             write(&mut PayloadWriter::new(&mut payload));
@@ -354,8 +404,6 @@ const MIN_DELAY: Duration = Duration::from_millis(1);
 pub struct Ctx<'a, H: Handler> {
     pub(crate) lp: LoopCtx<'a, H>,
     pub(crate) id: ConnId,
-    /// This connection's new output (the reactor's reply buffer).
-    pub(crate) reply: &'a mut Vec<u8>,
     pub(crate) close_requested: bool,
     pub(crate) close_reason: Option<CloseReason>,
 }
@@ -446,57 +494,8 @@ impl<H: Handler> Ctx<'_, H> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_with(&mut self, write: impl FnOnce(&mut PayloadWriter<'_>)) {
-        append_message(self.lp.codec, self.reply, write);
-    }
-
-    /// Sends one frame to connection `id`; to [`Ctx::id`] it is a reply
-    /// (kept in order with [`Ctx::send`]). See [`LoopCtx::send_to`].
-    ///
-    /// # Examples
-    ///
-    /// Everything goes to the first connection; the others are told whether
-    /// it got there (once the first has left, it is gone for good: a later
-    /// connection in its slot is another connection).
-    ///
-    /// ```
-    /// use frameloop::{Client, Config, ConnId, Ctx, Handler};
-    ///
-    /// #[derive(Default)]
-    /// struct ToFirst {
-    ///     first: Option<ConnId>,
-    /// }
-    ///
-    /// impl Handler for ToFirst {
-    ///     type Conn = ();
-    ///     fn on_open(&mut self, ctx: &mut Ctx<'_, Self>) {
-    ///         self.first.get_or_insert(ctx.id());
-    ///     }
-    ///     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
-    ///         let Some(first) = self.first else { return };
-    ///         let arrived = ctx.send_to(first, payload); // to itself: a reply
-    ///         if first != ctx.id() {
-    ///             ctx.send(if arrived { b"sent" } else { b"gone" });
-    ///         }
-    ///     }
-    /// }
-    ///
-    /// let server = frameloop::spawn(Config::loopback(), ToFirst::default())?;
-    /// let mut first = Client::connect(server.addr())?;
-    /// assert_eq!(first.request(b"me first")?, b"me first");
-    /// let mut second = Client::connect(server.addr())?;
-    /// assert_eq!(second.request(b"hi, first")?, b"sent");
-    /// assert_eq!(first.recv()?, b"hi, first");
-    /// drop(first);
-    /// std::thread::sleep(std::time::Duration::from_millis(100));
-    /// assert_eq!(second.request(b"still there?")?, b"gone");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn send_to(&mut self, id: ConnId, payload: &[u8]) -> bool {
-        if id == self.id {
-            self.send(payload);
-            return true;
-        }
-        self.lp.send_to(id, payload)
+        let id = self.id;
+        self.lp.send_to_with(id, write);
     }
 
     /// Closes this connection once the replies written so far are flushed.

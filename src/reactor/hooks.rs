@@ -21,6 +21,9 @@ const MESSAGE_BATCH: usize = 1024;
 /// returning it would borrow all of `self` and leave nothing for the rest.
 macro_rules! loop_ctx {
     ($reactor:ident) => {
+        loop_ctx!($reactor, None)
+    };
+    ($reactor:ident, $own:expr) => {
         LoopCtx {
             reactor: $reactor.index,
             now: $reactor.now,
@@ -32,6 +35,7 @@ macro_rules! loop_ctx {
             timers: &mut $reactor.timers,
             handler_timers: &mut $reactor.handler_timers,
             peers: &$reactor.peers,
+            own: $own,
         }
     };
 }
@@ -47,9 +51,8 @@ impl<H: Handler> Reactor<H> {
         hook: impl FnOnce(&mut H, &mut Ctx<'_, H>) -> R,
     ) -> R {
         let mut ctx = Ctx {
-            lp: loop_ctx!(self),
+            lp: loop_ctx!(self, Some((id, &mut self.reply))),
             id,
-            reply: &mut self.reply,
             close_requested: false,
             close_reason: closing,
         };

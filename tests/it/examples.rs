@@ -152,6 +152,13 @@ fn pubsub_example_routes_by_topic_and_cleans_up_after_a_closed_subscriber() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(echo(&mut publisher, b"PUBLISH news nobody"), b"published 0");
     assert!(echo(&mut publisher, b"SHOUT x").starts_with(b"ERR"));
+    // A subscriber publishing to itself, pipelined: replies in order.
+    let mut both = frame(b"SUBSCRIBE self");
+    both.extend(frame(b"PUBLISH self hi"));
+    publisher.write_all(&both).unwrap();
+    for want in [&b"subscribed self"[..], b"message self hi", b"published 1"] {
+        assert_eq!(read_frame(&mut publisher).unwrap(), want);
+    }
     // The tick's stats line, from the handler's own timer.
     assert!(
         log.iter()

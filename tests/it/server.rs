@@ -238,3 +238,29 @@ fn a_burst_of_a_thousand_connects_is_queued_by_the_kernel_not_dropped() {
     drop(last);
     drop(running); // the loop thread ends with the test process
 }
+
+/// Replies twice: once with `send`, once by sending to its own id through
+/// the loop's context, as a helper taking `&mut LoopCtx` would.
+struct TwoWays;
+
+impl frameloop::Handler for TwoWays {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut frameloop::Ctx<'_, Self>, payload: &[u8]) {
+        ctx.send(b"first");
+        let me = ctx.id();
+        let lp: &mut frameloop::LoopCtx<'_, Self> = ctx;
+        lp.send_to(me, payload);
+    }
+}
+
+#[test]
+fn sending_to_ones_own_id_through_the_loop_context_is_a_reply_in_order() {
+    let server = start(loopback_config(), TwoWays);
+    let mut s = connect(server.addr());
+    let mut wire = frame(b"second");
+    wire.extend(frame(b"fourth"));
+    s.write_all(&wire).unwrap();
+    for want in [&b"first"[..], b"second", b"first", b"fourth"] {
+        assert_eq!(read_frame(&mut s).unwrap(), want);
+    }
+}
