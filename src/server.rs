@@ -87,7 +87,14 @@ impl<H: Handler> Server<H> {
             }
             .into());
         }
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            udp_guard: config
+                .key
+                .as_ref()
+                .filter(|_| config.udp)
+                .map(crate::auth::datagram::Guard::new),
+            ..Shared::default()
+        });
         let budget = config.max_buffered.div_ceil(count);
         let several = count > 1;
         let mut reactors = Vec::with_capacity(count);

@@ -53,6 +53,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::auth::datagram::Guard;
 use crate::auth::handshake::Authenticator;
 use crate::config::{Config, LISTEN_BACKLOG, READ_CHUNK};
 use crate::connection::{ConnId, Connection};
@@ -77,6 +78,8 @@ pub(crate) struct Shared {
     pub stop: AtomicBool,
     /// Connections open in the whole server, for `max_connections`.
     pub open: AtomicUsize,
+    /// With a key and UDP: the datagram checks, and their one replay cache.
+    pub udp_guard: Option<Guard>,
 }
 
 /// Whether the listener is being accepted from.
@@ -201,7 +204,13 @@ impl<H: Handler> Reactor<H> {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let udp = match config.udp {
             false => None,
-            true => Some(udp::Udp::bind(local_addr, reuse_port, config, &poll, UDP)?),
+            true => Some(udp::Udp::bind(
+                local_addr,
+                reuse_port,
+                shared.udp_guard.clone(),
+                &poll,
+                UDP,
+            )?),
         };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (mailbox, inbox) = mailbox::mailbox(waker, config.mailbox_capacity);

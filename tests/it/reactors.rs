@@ -348,3 +348,29 @@ fn datagrams_are_answered_by_whichever_reactor_the_kernel_picks() {
         "{answered:?}"
     );
 }
+
+#[test]
+fn a_replayed_datagram_is_refused_whichever_reactor_it_reaches() {
+    let key = Key::new(vec![5; 32]).unwrap();
+    let config = Config {
+        udp: true,
+        key: Some(key.clone()),
+        ..loopback_config()
+    };
+    let server = start_reactors(config, 4, |_| Echo);
+    let (sealed, _nonce) = frameloop::auth::datagram::seal_request(&key, b"pay 10").unwrap();
+    // The same captured datagram, from forty source ports: the kernel
+    // spreads them over the reactors by port.
+    let mut answered = 0;
+    for _ in 0..40 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        s.send_to(&sealed, server.addr()).unwrap();
+        answered += usize::from(s.recv(&mut [0u8; 256]).is_ok());
+    }
+    assert_eq!(answered, 1, "answered once, not once per reactor");
+    assert!(wait_until(Duration::from_secs(2), || {
+        server.handle().stats().datagrams_replayed == 39
+    }));
+}
