@@ -143,6 +143,10 @@ pub struct LoopCtx<'a, H: Handler> {
     /// The connection whose hook is running, and the reactor's reply
     /// buffer for it: sending to it is replying.
     pub(crate) own: Option<(ConnId, &'a mut Vec<u8>)>,
+    /// Which reactors have a congested receiver.
+    pub(crate) congested: &'a [std::sync::atomic::AtomicBool],
+    /// Set when this hook posted to one of them: its sender is held back.
+    pub(crate) held_back: &'a mut bool,
 }
 
 impl<H: Handler> LoopCtx<'_, H> {
@@ -160,10 +164,18 @@ impl<H: Handler> LoopCtx<'_, H> {
     /// how handlers on different reactors share what they know. Posting to
     /// this reactor runs the message later, on this thread.
     pub fn post_to(
-        &self,
+        &mut self,
         reactor: usize,
         message: impl for<'b> FnOnce(&mut H, &mut LoopCtx<'b, H>) + Send + 'static,
     ) -> Result<(), Refused<H>> {
+        if reactor != self.reactor
+            && self
+                .congested
+                .get(reactor)
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            *self.held_back = true; // a receiver there is behind: slow down
+        }
         match self.peers.get(reactor) {
             Some(mailbox) => mailbox.post(message),
             None => Err(Refused::new(PostError::Stopped, Box::new(message))),

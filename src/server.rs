@@ -17,7 +17,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use log::{info, warn};
@@ -88,6 +88,7 @@ impl<H: Handler> Server<H> {
             .into());
         }
         let shared = Arc::new(Shared {
+            congested: (0..count).map(|_| AtomicBool::new(false)).collect(),
             udp_guard: config
                 .key
                 .as_ref()

@@ -45,7 +45,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use log::info;
@@ -80,6 +80,13 @@ pub(crate) struct Shared {
     pub open: AtomicUsize,
     /// With a key and UDP: the datagram checks, and their one replay cache.
     pub udp_guard: Option<Guard>,
+    /// Per reactor: whether one of its connections is over high-water with
+    /// output from others. Another reactor's hook that posts to it is held
+    /// back like a local sender (see `write.rs`).
+    pub congested: Box<[AtomicBool]>,
+    /// Bumped when a reactor's last congested receiver drains: the others,
+    /// woken, let their held-back senders go on.
+    pub relief: AtomicU64,
 }
 
 /// Whether the listener is being accepted from.
@@ -126,6 +133,15 @@ pub(crate) struct Reactor<H: Handler> {
     /// Connections not read because a connection they send to is over
     /// high-water: read again when a congested receiver drains.
     blocked: Vec<ConnId>,
+    /// This reactor's connections over high-water with output from others.
+    congested_receivers: usize,
+    /// The hook that just ran posted to a reactor with a congested receiver.
+    held_back: bool,
+    /// The last `Shared::relief` seen.
+    seen_relief: u64,
+    /// Messages were left in the inbox because a receiver is congested:
+    /// taken again once it drains.
+    inbox_stalled: bool,
 
     // ----- the handler ---------------------------------------------------------
     /// The protocol: called from hooks only, on this thread only.
@@ -235,6 +251,10 @@ impl<H: Handler> Reactor<H> {
             touched: Vec::new(),
             closes: Vec::new(),
             blocked: Vec::new(),
+            congested_receivers: 0,
+            held_back: false,
+            seen_relief: 0,
+            inbox_stalled: false,
             handler,
             handler_timers: HandlerTimers::default(),
             peers: vec![mailbox.clone()],

@@ -374,3 +374,75 @@ fn a_replayed_datagram_is_refused_whichever_reactor_it_reaches() {
         server.handle().stats().datagrams_replayed == 39
     }));
 }
+
+#[test]
+fn chat_across_reactors_holds_back_a_speaker_for_a_reader_on_another_reactor() {
+    let config = Config {
+        max_output: 256 * 1024,
+        ..loopback_config()
+    };
+    let room = ChatRoom::new();
+    let server = start_reactors(config, 2, |_| room.member());
+    // Members join one at a time; the reactor whose count grew is theirs.
+    let (mut speaker, mut reader) = (None, None);
+    let mut extra = Vec::new();
+    while speaker.is_none() || reader.is_none() {
+        let before = server.handle().stats_per_reactor();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        socket.connect(&server.addr().into()).unwrap();
+        let mut s: std::net::TcpStream = socket.into();
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        read_frame(&mut s).unwrap(); // "* you are N"
+        let after = server.handle().stats_per_reactor();
+        let on = (0..2)
+            .find(|&r| after[r].accepted > before[r].accepted)
+            .unwrap();
+        match (on, &speaker, &reader) {
+            (0, None, _) => speaker = Some(s),
+            (1, _, None) => reader = Some(s),
+            _ => extra.push(s),
+        }
+    }
+    drop(extra);
+    let (mut speaker, mut reader) = (speaker.unwrap(), reader.unwrap());
+    const LINES: u32 = 80_000; // 8 MB: past the kernel's buffers, and the cap
+    let blast = std::thread::spawn(move || {
+        let wire: Vec<u8> = (0..LINES)
+            .flat_map(|i| frame(format!("{i:06} {}", ".".repeat(93)).as_bytes()))
+            .collect();
+        speaker.write_all(&wire).unwrap();
+        speaker
+    });
+    // The reader looks away for half a second (less than the slow-reader
+    // timeout), then reads on.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut next_line = 0;
+    let mut buf = Vec::new();
+    while next_line < LINES {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = std::io::Read::read(&mut reader, &mut chunk).unwrap();
+        assert!(n > 0, "cut off after {next_line} lines");
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+            if buf.len() < 4 + len {
+                break;
+            }
+            let line = String::from_utf8(buf[4..4 + len].to_vec()).unwrap();
+            buf.drain(..4 + len);
+            if let Some((_, text)) = line.split_once(": ") {
+                assert!(text.starts_with(&format!("{next_line:06} ")), "{line:.30}");
+                next_line += 1;
+            }
+        }
+    }
+    drop(blast.join().unwrap());
+    let stats = server.stop().unwrap();
+    assert_eq!(
+        stats.closed(CloseReason::OutputCap) + stats.closed(CloseReason::SlowReader),
+        0,
+        "{stats}"
+    );
+}
