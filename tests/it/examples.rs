@@ -11,12 +11,12 @@ use std::time::Duration;
 use crate::common::*;
 
 /// How long an example may take to print its `listening on` line.
-const START_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// `target/<profile>/examples/NAME`. Cargo builds the examples for a whole
 /// `cargo test` (not for `cargo test --test examples` alone), next to the
 /// `deps/` directory this test binary runs from.
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/examples-…
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let path = profile_dir.join("examples").join(name);
@@ -29,7 +29,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// A running example, killed when the test ends (pass or fail).
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

@@ -11,6 +11,7 @@ mod cli;
 mod decoder_props;
 mod examples;
 mod limits;
+mod notes_servers;
 mod process;
 mod python_clients;
 mod server;
