@@ -6,6 +6,7 @@
 #   scripts/why_reactor.sh                 # 3 rounds, ~12 min
 #   scripts/why_reactor.sh --quick         # 1 round, short windows, 2,000 for 10,000: ~3 min
 #   ROUNDS=5 scripts/why_reactor.sh --out docs/why-reactor
+#   scripts/why_reactor.sh --syscalls      # which syscalls each server makes per message: ~2 min
 #
 # Every server is pinned to CPU 0; the load (`frameloop bench`, or this
 # script's own idle clients) runs on CPU 1 (taskset). In each round every
@@ -23,6 +24,13 @@
 # Writes OUT/why_reactor.md (the table), OUT/why_reactor.svg (the picture,
 # drawn here, no plotting library needed) and OUT/why_reactor.json.
 #
+# --syscalls: for each server at 1 and 100 connections and 10 busy among
+# 1,000 idle, the syscalls it makes per message, by name, and how many
+# failed (EAGAIN, mostly): syscall tracepoints counted by `perf stat -p PID`
+# (all threads) over 2 s. Messages are counted as the server's successful
+# sends in the same window (one per 64-byte reply, at one request in flight).
+# Writes OUT/why_reactor_syscalls.md.
+#
 # Bounded: every server start, bench, connect phase and wait has a time
 # limit, and the whole run has one (LIMIT, seconds). No process outlives the
 # script on any exit path: every child is killed by the driver on the way out
@@ -30,12 +38,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 OUT=target/why_reactor
+QUICK=0 OUT=target/why_reactor MODE=compare
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --syscalls) MODE=syscalls ;;
     --out) OUT=${2:?--out needs a directory}; shift ;;
-    *) echo "usage: $0 [--quick] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--syscalls] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -54,6 +63,10 @@ fi
 PERF_OK=0
 command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1 && PERF_OK=1
 [ "$PERF_OK" = 1 ] || echo "$0: no usable perf: syscalls and context switches per message are left out (apt-get install linux-perf)" >&2
+if [ "$MODE" = syscalls ] && [ "$PERF_OK" = 0 ]; then
+  echo "$0: --syscalls needs perf with syscall tracepoints (apt-get install linux-perf; root or perf_event_paranoid <= 1)" >&2
+  exit 2
+fi
 
 # 10,000 connections need 10,000 descriptors in the server and as many in
 # this script's client: raise the soft limit as far as the hard one allows,
@@ -69,7 +82,7 @@ cargo build --release --quiet --bin frameloop \
   --example blocking --example threads --example busy_loop --example tiny_reactor
 mkdir -p "$OUT"
 
-export ROUNDS DURATION WARMUP IDLE_SECONDS BIG QUICK OUT PERF_OK LIMIT
+export ROUNDS DURATION WARMUP IDLE_SECONDS BIG QUICK OUT PERF_OK LIMIT MODE
 DRIVER=
 cleanup() {
   # The driver kills its children itself on SIGTERM; should it be killed
@@ -613,8 +626,81 @@ def svg(med, footer):
 def fmt_tick_round(v):
     return fmt_tick(float(f"{v:.2g}")) if v >= 1000 else f"{v:.0f}"
 
+# --- --syscalls: which calls, per message ------------------------------------------
+# Counted by name; the rest is "other". Few, because perf opens one counter
+# per event per thread: the thread server at 1,010 threads must stay under
+# the descriptor limit.
+MIX = ["recvfrom", "sendto", "accept4", "epoll_wait", "epoll_ctl", "read", "write"]
+FAILS = ["recvfrom", "accept4", "read"]  # where EAGAIN shows up
+
+def syscall_mix(pid, seconds):
+    """({syscall: [calls, failed]}, successful sends) for the server (all
+    threads) over `seconds`, from syscall tracepoints counted by `perf stat`
+    (light enough for 1,000 threads, unlike `perf trace`)."""
+    events = [("raw_syscalls:sys_enter", None)]
+    events += [(f"syscalls:sys_enter_{n}", None) for n in MIX]
+    events += [(f"syscalls:sys_exit_{n}", "ret < 0") for n in FAILS]
+    events += [(f"syscalls:sys_exit_{n}", "ret > 0") for n in ("sendto", "write")]
+    args = []
+    for event, flt in events:
+        args += ["-e", event] + (["--filter", flt] if flt else [])
+    r = subprocess.run(["perf", "stat", "-x,", *args, "-p", str(pid), "--", "sleep", str(seconds)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=seconds + 30,
+                       preexec_fn=die_with_parent)
+    counts = []  # in the order asked (names repeat: enter and exit)
+    for line in r.stderr.splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[2].startswith(("raw_syscalls:", "syscalls:")):
+            counts.append(int(parts[0]) if parts[0].strip().isdigit() else 0)
+    if len(counts) != len(events):
+        raise SystemExit(f"perf stat gave {len(counts)} counts, not {len(events)}: {r.stderr[-500:]}")
+    c = dict(zip((f"{e}/{f}" for e, f in events), counts))
+    mix = {n: [c[f"syscalls:sys_enter_{n}/None"], c.get(f"syscalls:sys_exit_{n}/ret < 0", 0)] for n in MIX}
+    mix["other"] = [counts[0] - sum(n for n, _ in mix.values()), 0]
+    return mix, counts[-2] + counts[-1]
+
+def traced(kind, conns, idle=0):
+    server, addr = start_server(kind)
+    idlers = []
+    try:
+        idlers = open_many(addr, idle, 15)
+        bench = spawn(["taskset", "-c", "1", "target/release/frameloop", "bench", "--addr", f"{addr[0]}:{addr[1]}",
+                       "--connections", str(conns), "--size", "64", "--depth", "1",
+                       "--warmup", "1s", "--duration", "4s"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        mix = syscall_mix(server.pid, 2)
+        stop(bench)
+        return mix
+    finally:
+        close_all(idlers)
+        stop(server)
+
+def syscalls():
+    loads = [("1 connection", 1, 0), ("100 connections", 100, 0),
+             (f"{MIXED[0]} busy among {MIXED[1]:,} idle", *MIXED)]
+    lines = ["| server | load | syscalls per message | of which, per message (failed: EAGAIN) |", "|---|---|---:|---|"]
+    for kind in SERVERS:
+        for label, conns, idle in loads:
+            if kind == "blocking" and idle:
+                continue  # it never gets past the first idle client
+            calls, sends = traced(kind, conns, idle)
+            if not sends:
+                lines.append(f"| `{kind}` | {label} | n/a | no reply sent in the window |")
+                continue
+            parts = []
+            for name, (n, err) in sorted(calls.items(), key=lambda kv: -kv[1][0]):
+                if n / sends >= 0.005:
+                    parts.append(f"{name} {n / sends:.2f}" + (f" ({err / sends:.2f} failed)" if err / sends >= 0.005 else ""))
+            total = sum(n for n, _ in calls.values()) / sends
+            lines.append(f"| `{kind}` | {label} | {total:.2f} | {', '.join(parts)} |")
+            print(lines[-1], file=sys.stderr, flush=True)
+    table = "\n".join(lines) + "\n"
+    print(table)
+    open(os.path.join(OUT, "why_reactor_syscalls.md"), "w").write(table)
+
 try:
-    main()
+    syscalls() if os.environ["MODE"] == "syscalls" else main()
 finally:
     for p in list(children):
         stop(p)
