@@ -3,7 +3,7 @@
 # threads.rs, busy_loop.rs), examples/tiny_reactor.rs and `frameloop serve`,
 # side by side, in one run. Results and their explanation: WHY_REACTOR.md.
 #
-#   scripts/why_reactor.sh                 # 3 rounds, ~12 min
+#   scripts/why_reactor.sh                 # 3 rounds, ~10 min
 #   scripts/why_reactor.sh --quick         # 1 round, short windows, 2,000 for 10,000: ~3 min
 #   ROUNDS=5 scripts/why_reactor.sh --out docs/why-reactor
 #   scripts/why_reactor.sh --syscalls      # which syscalls each server makes per message: ~2 min
