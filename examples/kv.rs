@@ -12,7 +12,7 @@
 //! ```
 //!
 //! ```sh
-//! cargo run --example kv -- --addr 127.0.0.1:9000
+//! cargo run --example kv -- serve --addr 127.0.0.1:9000
 //! cargo run -- client --addr 127.0.0.1:9000 "SET lang rust" "GET lang"   # OK, VAL rust
 //! ```
 //!
@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use frameloop::{Config, Ctx, Handler, Server};
+use frameloop::{Ctx, Handler};
 
 /// The store: one map for the whole server.
 #[derive(Default)]
@@ -39,7 +39,8 @@ fn split_word(bytes: &[u8]) -> (&[u8], &[u8]) {
 }
 
 impl Handler for Store {
-    fn on_frame(&mut self, ctx: &mut Ctx<'_>, request: &[u8]) {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, request: &[u8]) {
         let (command, rest) = split_word(request);
         match command {
             b"SET" => {
@@ -67,20 +68,8 @@ impl Handler for Store {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let addr = match (args.next().as_deref(), args.next()) {
-        (None, _) => "127.0.0.1:9000".to_string(),
-        (Some("--addr"), Some(addr)) => addr,
-        _ => return Err("usage: kv [--addr HOST:PORT]".into()),
-    };
-    let config = Config {
-        addr: addr.parse()?,
-        ..Config::default()
-    };
-    let server = Server::bind(config, Store::default())?;
-    // The first line of output, so a script (or a test) can find the port.
-    println!("listening on {}", server.local_addr());
-    server.run()?;
-    Ok(())
+fn main() -> std::process::ExitCode {
+    frameloop::cli::Cli::new()
+        .handler("kv", "a key-value store", Store::default)
+        .run()
 }

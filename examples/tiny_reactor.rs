@@ -24,11 +24,11 @@
 //!   event is read until `WouldBlock`, or bytes already there would never be
 //!   announced again.
 //!
-//! What frameloop adds on top (see ARCHITECTURE.md and `src/reactor.rs`):
+//! What frameloop adds on top (see ARCHITECTURE.md and `src/reactor/`):
 //! one read per connection per turn (here a client that never stops sending
 //! starves the others), backpressure (here `output` grows without bound for
 //! a client that sends and never reads), generations in tokens, timers,
-//! handlers, authentication, limits, graceful shutdown.
+//! handlers, authentication, limits, graceful shutdown, one loop per core.
 //!
 //! Wire format: a 4-byte big-endian length, then payload; each frame is
 //! echoed back.

@@ -48,7 +48,7 @@ ulimit -n 65536 2>/dev/null || true
 
 export FRAMELOOP PEER QUICK ROUNDS DURATION WARMUP MODE PERF_OK
 exec python3 - <<'PY'
-import json, os, re, signal, statistics, subprocess, sys, threading, time
+import json, math, os, re, signal, statistics, subprocess, sys, threading, time
 
 FRAMELOOP, PEER = os.environ["FRAMELOOP"], os.environ["PEER"]
 ROUNDS, DURATION, WARMUP = int(os.environ["ROUNDS"]), float(os.environ["DURATION"]), float(os.environ["WARMUP"])
@@ -112,6 +112,8 @@ def syscall_counts(pid, seconds):
         perf = subprocess.run(
             ["perf", "stat", "-x,", "-e", ",".join(events), "-p", str(pid), "--", "sleep", str(seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=seconds + 30)
+        if perf.returncode != 0:
+            raise RuntimeError(f"perf stat failed (exit {perf.returncode}): {perf.stderr.strip()[-300:]}")
         counts = {}
         for line in perf.stderr.splitlines():
             parts = line.split(",")
@@ -131,57 +133,70 @@ def syscall_counts(pid, seconds):
             "epoll_wait": counts.get("epoll_wait", 0) + counts.get("epoll_pwait", 0)}
 
 def one_run(kind, conns, size, depth):
+    """One bench run against a fresh server. Whatever fails on the way (perf,
+    strace, the bench), neither the server nor the bench is left running."""
     server, addr = start_server(kind)
-    pid = server.pid
-    bench = subprocess.Popen(
-        ["taskset", "-c", "1", FRAMELOOP, "bench", "--addr", addr, "--connections", str(conns),
-         "--size", str(size), "--depth", str(depth), "--warmup", f"{WARMUP}s",
-         "--duration", f"{DURATION}s", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # The bench prints a progress line a second, counted from when all its
-    # connections are up; the measured window starts after WARMUP of them.
-    # Wait (at most a minute plus the connects) for WARMUP of those lines.
-    seen, lines, deadline = [0], [], time.monotonic() + 60 + conns / 100 + WARMUP
-    def watch():
-        for line in bench.stderr:
-            lines.append(line)
-            seen[0] += line.startswith("[")
-            if seen[0] >= max(1, round(WARMUP)):
-                return
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    watcher.join(max(1, deadline - time.monotonic()))
-    if seen[0] < max(1, round(WARMUP)):
-        bench.kill(); stop(server)
-        raise SystemExit(f"{kind} {conns}x{size}x{depth}: the bench did not start: {''.join(lines)}")
-    drain(bench.stderr)
-    window = DURATION * 0.9
-    w0, t0 = time.monotonic(), cpu_ticks(pid)
-    counts = syscall_counts(pid, window)
-    w1, t1 = time.monotonic(), cpu_ticks(pid)
+    bench = None
     try:
-        out, _ = bench.communicate(timeout=60 + conns / 100 + DURATION)
-    except subprocess.TimeoutExpired:
-        bench.kill(); stop(server)
-        raise SystemExit(f"{kind} {conns}x{size}x{depth}: the bench did not finish")
-    rss = rss_kib(pid, "VmHWM")
-    stop(server)
-    try:
-        r = json.loads(out.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise SystemExit(f"{kind} {conns}x{size}x{depth}: no report from the bench (exit {bench.returncode})")
-    rate = max(r["msgs_per_sec"], 1e-9)
-    # CPU: over the wall time between the two /proc samples. Syscalls: over
-    # the counting window (perf attaches a little after w0, so this errs
-    # towards more syscalls per message, never fewer).
-    return {
-        "msgs": r["msgs_per_sec"], "p99": r["latency_us"]["p99"],
-        "cpu_us": (t1 - t0) / TICK * 1e6 / (rate * (w1 - w0)),
-        "sys": counts["total"] / (rate * window),
-        "ctl": counts["epoll_ctl"],
-        "wait": counts["epoll_wait"] / (rate * window),
-        "rss": rss, "errors": sum(r["errors"].values()),
-    }
+        pid = server.pid
+        bench = subprocess.Popen(
+            ["taskset", "-c", "1", FRAMELOOP, "bench", "--addr", addr, "--connections", str(conns),
+             "--size", str(size), "--depth", str(depth), "--warmup", f"{WARMUP}s",
+             "--duration", f"{DURATION}s", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The bench prints a progress line a second, counted from when all its
+        # connections are up; the measured window starts after WARMUP of them.
+        # Wait (at most a minute plus the connects) for WARMUP of those lines,
+        # rounded up: a 1.5 s warm-up prints two (at 1 s and at 1.5 s), and
+        # the measured window starts after the second.
+        warmup_lines = max(1, math.ceil(WARMUP))
+        seen, lines, deadline = [0], [], time.monotonic() + 60 + conns / 100 + WARMUP
+        def watch():
+            for line in bench.stderr:
+                lines.append(line)
+                seen[0] += line.startswith("[")
+                if seen[0] >= warmup_lines:
+                    return
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        watcher.join(max(1, deadline - time.monotonic()))
+        if seen[0] < warmup_lines:
+            bench.kill(); stop(server)
+            raise SystemExit(f"{kind} {conns}x{size}x{depth}: the bench did not start: {''.join(lines)}")
+        drain(bench.stderr)
+        window = DURATION * 0.9
+        w0, t0 = time.monotonic(), cpu_ticks(pid)
+        counts = syscall_counts(pid, window)
+        w1, t1 = time.monotonic(), cpu_ticks(pid)
+        try:
+            out, _ = bench.communicate(timeout=60 + conns / 100 + DURATION)
+        except subprocess.TimeoutExpired:
+            bench.kill(); stop(server)
+            raise SystemExit(f"{kind} {conns}x{size}x{depth}: the bench did not finish")
+        rss = rss_kib(pid, "VmHWM")
+        stop(server)
+        try:
+            r = json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise SystemExit(f"{kind} {conns}x{size}x{depth}: no report from the bench (exit {bench.returncode})")
+        rate = max(r["msgs_per_sec"], 1e-9)
+        # CPU: over the wall time between the two /proc samples. Syscalls: over
+        # the counting window (perf attaches a little after w0, so this errs
+        # towards more syscalls per message, never fewer).
+        return {
+            "msgs": r["msgs_per_sec"], "p99": r["latency_us"]["p99"],
+            "cpu_us": (t1 - t0) / TICK * 1e6 / (rate * (w1 - w0)),
+            "sys": counts["total"] / (rate * window),
+            "ctl": counts["epoll_ctl"],
+            "wait": counts["epoll_wait"] / (rate * window),
+            "rss": rss, "errors": sum(r["errors"].values()),
+        }
+    finally:
+        if bench is not None and bench.poll() is None:
+            bench.kill()
+            bench.wait(timeout=30)
+        if server.poll() is None:
+            stop(server)
 
 def matrix():
     if os.environ.get("CELLS"):  # e.g. CELLS="100x64x1 10000x16x1"

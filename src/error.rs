@@ -1,34 +1,69 @@
 //! Errors a person can act on.
 //!
-//! This module owns the one error type of the library's set-up paths (binding,
-//! reading a key file) and the wording of each message. It never decides what
-//! to do about an error: the reactor logs per-connection faults and goes on,
-//! and the CLI prints these messages as one line and exits with code 2.
+//! This module owns the error type of the library's set-up paths (checking
+//! the configuration, binding, reading a key file, connecting a client) and
+//! the wording of each message. It never decides what to do about an error:
+//! the reactor logs per-connection faults and goes on, and the command line
+//! prints these messages as one line and exits with code 2.
+//!
+//! As Rust errors should, a message never repeats its cause: the cause is
+//! the error's `source()`, and `{:#}` (anyhow) or a loop over `source()`
+//! prints the whole chain on one line.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::config::ConfigError;
+
 /// Why a server (or client) could not be set up.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// A configuration value was refused by [`crate::Config::validate`].
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The listening address is taken by another process.
+    #[error("cannot listen on {0}: address already in use")]
     AddrInUse(SocketAddr),
     /// The OS refused the bind (ports below 1024 need root).
+    #[error("cannot listen on {0}: permission denied (ports below 1024 need root)")]
     PermissionDenied(SocketAddr),
     /// Any other failure to bind or register the listening sockets.
-    Bind(SocketAddr, io::Error),
+    #[error("cannot listen on {0}")]
+    Bind(SocketAddr, #[source] io::Error),
     /// The key file could not be read.
-    KeyFile(PathBuf, io::Error),
+    #[error("cannot read key file {}", .0.display())]
+    KeyFile(PathBuf, #[source] io::Error),
     /// The key is shorter than the 32-byte HMAC-SHA256 output.
-    KeyTooShort(PathBuf, usize),
+    #[error(
+        "{origin} holds {len} bytes; an HMAC-SHA256 key needs at least 32 \
+         (make one with `frameloop keygen > key`)"
+    )]
+    KeyTooShort {
+        /// Where the key came from ("key file PATH").
+        origin: String,
+        /// Its length.
+        len: usize,
+    },
+    /// A host name did not resolve, or resolved to no address.
+    #[error("cannot resolve {0}")]
+    Resolve(String, #[source] io::Error),
     /// Connecting to a server failed.
-    Connect(SocketAddr, io::Error),
+    #[error("cannot connect to {0}")]
+    Connect(SocketAddr, #[source] io::Error),
     /// The server closed the connection before the handshake completed.
+    #[error("server {0} closed the connection during authentication: wrong key?")]
     AuthRejected(SocketAddr),
-    /// Creating the poller or another OS resource failed.
-    Io(io::Error),
+    /// The server sent no challenge: it does not use a key.
+    #[error(
+        "server {0} sent no authentication challenge within {1:?}: \
+         it probably runs without --key-file"
+    )]
+    NoChallenge(SocketAddr, std::time::Duration),
+    /// Creating the poller, a thread or another OS resource failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
 }
 
 impl Error {
@@ -39,48 +74,5 @@ impl Error {
             io::ErrorKind::PermissionDenied => Error::PermissionDenied(addr),
             _ => Error::Bind(addr, err),
         }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::AddrInUse(a) => write!(f, "cannot listen on {a}: address already in use"),
-            Error::PermissionDenied(a) => write!(
-                f,
-                "cannot listen on {a}: permission denied (ports below 1024 need root)"
-            ),
-            Error::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
-            Error::KeyFile(p, e) => write!(f, "cannot read key file {}: {e}", p.display()),
-            Error::KeyTooShort(p, n) => write!(
-                f,
-                "key file {} holds {n} bytes; an HMAC-SHA256 key needs at least 32 \
-                 (make one with `frameloop keygen > key`)",
-                p.display()
-            ),
-            Error::Connect(a, e) => write!(f, "cannot connect to {a}: {e}"),
-            Error::AuthRejected(a) => write!(
-                f,
-                "server {a} closed the connection during authentication: wrong key?"
-            ),
-            Error::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Bind(_, e) | Error::KeyFile(_, e) | Error::Connect(_, e) | Error::Io(e) => {
-                Some(e)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Error {
-        Error::Io(e)
     }
 }

@@ -5,28 +5,31 @@
 //! is cut into frames by a 4-byte big-endian length prefix, and each frame
 //! goes to a [`Handler`], the extension point, whose replies are written back
 //! without blocking. Clients can be made to prove they know a shared key
-//! (HMAC-SHA256 challenge-response) before the handler sees them.
+//! (HMAC-SHA256) before the handler sees a byte from them. For more cores,
+//! a [`Server`] runs several such loops side by side, sharing nothing.
 //!
 //! It is the production version of a course chapter on Python sockets: the
-//! busy loop over `setblocking(False)` sockets becomes readiness-based `poll`,
-//! the "sticky packet" fix becomes [`frame`], `hmac` client checks become
-//! [`auth`], and `socketserver`'s handler classes become [`Handler`].
+//! busy loop over `setblocking(False)` sockets becomes readiness-based `poll`
+//! ([`reactor`]), the "sticky packet" fix becomes [`frame`], `hmac` client
+//! checks become [`auth`], and `socketserver`'s handler classes become
+//! [`Handler`]. Read the [`architecture`] page for the map of the code, the
+//! life of one frame, and the rules the loop keeps.
 //!
-//! ```no_run
+//! ```
 //! use frameloop::{Client, Config, Ctx, Handler};
 //!
 //! /// Replies to every frame with its length, as text.
 //! struct Length;
 //!
 //! impl Handler for Length {
-//!     fn on_frame(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) {
+//!     type Conn = ();
+//!     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
 //!         ctx.send(payload.len().to_string().as_bytes());
 //!     }
 //! }
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let config = Config { addr: "127.0.0.1:0".parse()?, ..Config::default() };
-//!     let server = frameloop::spawn(config, Length)?;
+//!     let server = frameloop::spawn(Config::loopback(), Length)?;
 //!     let mut client = Client::connect(server.addr())?;
 //!     assert_eq!(client.request(b"hello")?, b"5");
 //!     server.stop()?;
@@ -34,7 +37,17 @@
 //! }
 //! ```
 //!
-//! Read `ARCHITECTURE.md` for the map of the code and the life of one frame.
+//! Platform: Linux. The loop relies on epoll's edge-triggered semantics as
+//! mio exposes them (a short read means the socket is drained), and on
+//! Linux's `SO_REUSEPORT` to spread connections over several reactors.
+//!
+//! Cargo features: `cli` (on by default) adds the `frameloop` command, the
+//! [`cli`] module (your own binary with every `serve` flag) and the load
+//! generator. A handler author who wants the library alone depends on
+//! `frameloop` with `default-features = false`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 #[cfg(feature = "cli")]
@@ -44,86 +57,34 @@ mod chat;
 pub mod cli;
 pub mod client;
 pub mod config;
-mod connection;
+pub mod connection;
 pub mod error;
 pub mod frame;
-mod handler;
-mod reactor;
-mod stats;
-mod timer;
+pub mod handler;
+pub mod mailbox;
+pub mod reactor;
+pub mod server;
+pub mod stats;
+pub mod timer;
+pub mod trace;
 
-use std::io;
-use std::net::SocketAddr;
-use std::thread::JoinHandle;
+#[doc = include_str!("../ARCHITECTURE.md")]
+pub mod architecture {}
 
-pub use chat::Chat;
+/// The README's Rust snippets, compiled (and run where they can be) as
+/// doctests, so that they cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+pub use auth::Key;
+pub use chat::{Chat, ChatRoom};
 pub use client::Client;
 pub use config::{Codec, Config};
 pub use connection::ConnId;
 pub use error::Error;
-pub use handler::{Ctx, Echo, Handler, Upper};
-pub use reactor::{Server, ServerHandle};
+pub use handler::{Ctx, DatagramCtx, Echo, Handler, LoopCtx, Upper};
+pub use mailbox::{Mailbox, PostError, Refused};
+pub use server::{RunningServer, Server, ServerHandle, spawn};
 pub use stats::{CloseReason, Stats};
-
-/// A server running on a thread of its own (tests, benchmarks, embedding).
-pub struct RunningServer {
-    addr: SocketAddr,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<io::Result<Stats>>>,
-}
-
-/// Binds a server on the calling thread (so bind errors come back here), then
-/// runs it on a new thread.
-pub fn spawn<H: Handler + Send + 'static>(
-    config: Config,
-    handler: H,
-) -> Result<RunningServer, Error> {
-    let server = Server::bind(config, handler)?;
-    let addr = server.local_addr();
-    let handle = server.handle();
-    let thread = std::thread::Builder::new()
-        .name("frameloop".into())
-        .spawn(move || server.run())?;
-    Ok(RunningServer {
-        addr,
-        handle,
-        thread: Some(thread),
-    })
-}
-
-impl RunningServer {
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its handle: counters, shutdown.
-    pub fn handle(&self) -> &ServerHandle {
-        &self.handle
-    }
-
-    /// Shuts it down gracefully and waits; returns the final counters.
-    pub fn stop(mut self) -> io::Result<Stats> {
-        self.handle.shutdown();
-        self.join()
-    }
-
-    /// Waits for the loop to end (after a shutdown from elsewhere).
-    pub fn join(&mut self) -> io::Result<Stats> {
-        match self.thread.take() {
-            None => Ok(self.handle.stats()),
-            Some(thread) => thread
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the server thread panicked"))),
-        }
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.handle.shutdown();
-            let _ = self.join();
-        }
-    }
-}
+pub use timer::TimerId;

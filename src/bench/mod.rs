@@ -1,67 +1,107 @@
-//! The load generator behind `frameloop bench`: many concurrent echo clients.
+//! The load generator behind `frameloop bench`: many concurrent clients of
+//! an echo server, and numbers a benchmarker can trust.
 //!
-//! This module owns the client side of a benchmark: connecting (and
-//! authenticating), keeping `depth` requests in flight per connection or
-//! sending at a fixed rate, checking every echoed byte, and measuring latency
-//! into an HdrHistogram. It never shares code paths with the server's loop,
-//! so a bug in one cannot hide in the other.
-//!
-//! Each thread runs its own `mio::Poll` over its share of the connections.
-//! Closed loop (the default): each connection keeps `depth` requests in
-//! flight; when replies arrive it reads all that is there, checks them, and
-//! sends the replacements in one write. Open loop (`rate`): every connection
-//! sends on a fixed schedule whether or not replies came back, and latency is
-//! measured from the *scheduled* send time, so a stalled server shows up as
-//! latency instead of hiding as fewer requests (no coordinated omission).
-//!
-//! Every payload is derived from its connection id and sequence number:
+//! This module owns one run from start to end: check the settings, start the
+//! embedded server if there is no `--addr`, connect every connection (before
+//! any clock starts), then run the warm-up and the measured window and add
+//! up what the threads report. It never shares code paths with the server's
+//! loop, so a bug in one cannot hide in the other; it does share the frame
+//! codec (`frame.rs`) and the challenge answer (`auth.rs`).
 //!
 //! ```text
-//! +--------------+----------------------+--------------------------------+
-//! | conn id: u32 | sequence: u64        | filler: f(id, seq, i)           |
-//! +--------------+----------------------+--------------------------------+
-//!  (cut to `size` bytes; framed with the usual 4-byte length unless raw)
+//!  connect all ──► start ──── warm-up ────► measure_from ──── measured ────► end
+//!  (not timed)      │  1 s  │  1 s  │ ..     │  1 s  │  1 s  │ ..  (may end early)
+//!                   └ an interval per second, cut at the same instants in
+//!                     every thread, merged by `progress.rs` into one line
 //! ```
-//! so any byte out of place is a mismatch, whatever the server did.
+//!
+//! The files:
+//! - `worker.rs`: one thread's poll loop: connections, requests in flight,
+//!   replies, latency per interval;
+//! - `payload.rs`: what a request holds and how a reply is checked;
+//! - `failure.rs`: error kinds that name causes;
+//! - `progress.rs`: merging intervals, progress lines, the series;
+//! - `report.rs`: the summary as text, JSON and CSV;
+//! - `embedded.rs`: the embedded server on a core of its own;
+//! - `sweep.rs`, `plot.rs`, `hdr_log.rs`: runs over a list of values, SVG
+//!   pictures, HdrHistogram interval logs.
 
-use std::collections::VecDeque;
+mod embedded;
+mod failure;
+pub mod hdr_log;
+mod payload;
+pub mod plot;
+mod progress;
+mod report;
+pub mod sweep;
+mod worker;
+
+use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
 
-use crate::config::{Codec, Config, fd_soft_limit};
-use crate::frame::{DEFAULT_MAX_FRAME, HEADER_LEN};
-use crate::{Echo, auth};
+pub use failure::{ErrorKind, Errors};
+pub use payload::{Verify, payload_into};
+pub use progress::IntervalView;
+pub use report::{End, Latency, Owed, RateCheck, Report, RunConfig, Second};
+pub use report::{human_us, percentile_name, thousands};
+
+use crate::config::{Codec, fd_soft_limit};
+use worker::{Note, Stop, Worker};
 
 /// What to run. `Default` is `frameloop bench` with no flags.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
-    /// Server to load; `None` starts an embedded echo server on 127.0.0.1:0.
+    /// Server to load (already resolved); `None` starts an embedded echo
+    /// server on 127.0.0.1:0.
     pub addr: Option<SocketAddr>,
+    /// Concurrent connections.
     pub connections: usize,
     /// Payload bytes per request.
     pub size: usize,
     /// Requests in flight per connection (closed loop).
     pub depth: usize,
+    /// How long to measure (with `requests`, at most this long).
     pub duration: Duration,
     /// Run this long before measuring (connections warm up, caches fill).
     pub warmup: Duration,
+    /// Client threads, each with its own poll loop.
     pub threads: usize,
+    /// Length-prefixed frames, or raw byte echo.
     pub codec: Codec,
     /// Answer the server's HMAC challenge with this key.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<crate::Key>,
     /// Open loop: total requests per second over all connections.
     pub rate: Option<f64>,
+    /// Stop after this many verified replies in the measured window.
+    pub requests: Option<u64>,
+    /// How replies are checked.
+    pub verify: Verify,
+    /// A request unanswered this long fails its connection; also the limit
+    /// for a connect and for the challenge.
+    pub timeout: Duration,
+    /// Latency percentiles to report (100 is the maximum).
+    pub percentiles: Vec<f64>,
+    /// Pin the embedded server and the bench threads to separate cores.
+    pub pin: bool,
     /// Print a progress line to stderr every second.
     pub progress: bool,
 }
+
+/// The default `--percentiles`.
+pub const DEFAULT_PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
+
+/// The most requests in flight per connection: far beyond what a socket
+/// buffer holds.
+pub const MAX_DEPTH: usize = 1 << 20;
+
+/// The longest `--duration`, `--warmup` or `--timeout` taken: far beyond
+/// any benchmark, and far below where adding it to a clock could overflow.
+pub const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 impl Default for BenchConfig {
     fn default() -> BenchConfig {
@@ -76,6 +116,11 @@ impl Default for BenchConfig {
             codec: Codec::Frame,
             key: None,
             rate: None,
+            requests: None,
+            verify: Verify::Echo,
+            timeout: Duration::from_secs(5),
+            percentiles: DEFAULT_PERCENTILES.to_vec(),
+            pin: true,
             progress: true,
         }
     }
@@ -85,10 +130,16 @@ impl Default for BenchConfig {
 #[derive(Debug)]
 pub enum BenchError {
     /// Not enough file descriptors for the connections asked for.
-    FdLimit { needed: u64, limit: u64 },
+    FdLimit {
+        /// Descriptors the run needs (connections, an embedded server's,
+        /// and some to spare).
+        needed: u64,
+        /// The soft limit (`ulimit -n`).
+        limit: u64,
+    },
     /// A flag combination that cannot work.
     Invalid(String),
-    /// The embedded server or the poller could not start.
+    /// The embedded server, a thread or the poller could not start.
     Setup(String),
 }
 
@@ -107,243 +158,404 @@ impl fmt::Display for BenchError {
 
 impl std::error::Error for BenchError {}
 
-/// Failures, counted by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Errors {
-    /// Connections that could not be opened, or that the server closed
-    /// before their first reply (a wrong key, its connection limit).
-    pub connect: u64,
-    /// Replies whose bytes differ from the request.
-    pub mismatch: u64,
-    /// Connections the server closed with replies still owed.
-    pub short_reply: u64,
-    /// Resets, broken pipes and other socket errors.
-    pub reset: u64,
+/// The phases of a run, for counting errors apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Connecting, before the clock.
+    Setup = 0,
+    Warmup = 1,
+    Measured = 2,
 }
 
-impl Errors {
-    fn add(&mut self, other: Errors) {
-        self.connect += other.connect;
-        self.mismatch += other.mismatch;
-        self.short_reply += other.short_reply;
-        self.reset += other.reset;
-    }
-
-    pub fn total(&self) -> u64 {
-        self.connect + self.mismatch + self.short_reply + self.reset
-    }
+/// The instants of one run, shared by every thread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub start: Instant,
+    pub measure_from: Instant,
+    pub end: Instant,
 }
 
-/// What a benchmark measured (the measured window only, warm-up excluded).
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub connections: usize,
-    pub size: usize,
-    pub depth: usize,
-    pub threads: usize,
-    pub rate: Option<f64>,
-    pub seconds: f64,
-    /// Replies received and checked.
-    pub messages: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    /// Latency percentiles in microseconds: p50, p90, p99, p99.9, max.
-    pub latency_us: [f64; 5],
-    pub errors: Errors,
-}
+/// Interval length for the progress lines and the series.
+const TICK: Duration = Duration::from_secs(1);
 
-impl Report {
-    pub fn msgs_per_sec(&self) -> f64 {
-        self.messages as f64 / self.seconds
+impl Plan {
+    /// `validate` keeps both spans under [`MAX_SPAN`], so this cannot
+    /// overflow; `None` all the same rather than a panic.
+    fn new(start: Instant, warmup: Duration, duration: Duration) -> Option<Plan> {
+        let measure_from = start.checked_add(warmup)?;
+        let end = measure_from.checked_add(duration)?;
+        Some(Plan {
+            start,
+            measure_from,
+            end,
+        })
     }
 
-    /// The report as one JSON object.
-    pub fn to_json(&self) -> String {
-        let [p50, p90, p99, p999, max] = self.latency_us;
-        format!(
-            concat!(
-                "{{\"connections\":{},\"size\":{},\"depth\":{},\"threads\":{},\"rate\":{},",
-                "\"seconds\":{:.3},\"messages\":{},\"msgs_per_sec\":{:.1},",
-                "\"mb_per_sec_sent\":{:.3},\"mb_per_sec_received\":{:.3},",
-                "\"latency_us\":{{\"p50\":{:.1},\"p90\":{:.1},\"p99\":{:.1},\"p99_9\":{:.1},\"max\":{:.1}}},",
-                "\"errors\":{{\"connect\":{},\"mismatch\":{},\"short_reply\":{},\"reset\":{}}}}}"
-            ),
-            self.connections,
-            self.size,
-            self.depth,
-            self.threads,
-            self.rate.map_or("null".to_string(), |r| format!("{r}")),
-            self.seconds,
-            self.messages,
-            self.msgs_per_sec(),
-            self.bytes_sent as f64 / self.seconds / 1e6,
-            self.bytes_received as f64 / self.seconds / 1e6,
-            p50,
-            p90,
-            p99,
-            p999,
-            max,
-            self.errors.connect,
-            self.errors.mismatch,
-            self.errors.short_reply,
-            self.errors.reset,
-        )
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [p50, p90, p99, p999, max] = self.latency_us;
-        let mode = match self.rate {
-            Some(rate) => format!("open loop at {rate} msgs/s"),
-            None => format!("depth {}", self.depth),
+    /// The first interval boundary after `t`: every second from the start,
+    /// the warm-up's end, every second after it, the end.
+    fn boundary_after(&self, t: Instant) -> Instant {
+        let (base, limit) = match t < self.measure_from {
+            true => (self.start, self.measure_from),
+            false => (self.measure_from, self.end),
         };
-        writeln!(
-            f,
-            "{} connections, {}-byte payloads, {mode}, {} thread(s), {:.1} s measured",
-            self.connections, self.size, self.threads, self.seconds
-        )?;
-        writeln!(f, "  msgs/s        {:>12.0}", self.msgs_per_sec())?;
-        writeln!(
-            f,
-            "  MB/s sent     {:>12.2}",
-            self.bytes_sent as f64 / self.seconds / 1e6
-        )?;
-        writeln!(
-            f,
-            "  MB/s received {:>12.2}",
-            self.bytes_received as f64 / self.seconds / 1e6
-        )?;
-        writeln!(
-            f,
-            "  latency us    p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  p99.9 {p999:.1}  max {max:.1}"
-        )?;
-        let e = self.errors;
-        write!(
-            f,
-            "  errors        connect {}  mismatch {}  short reply {}  reset {}",
-            e.connect, e.mismatch, e.short_reply, e.reset
-        )
+        let ticks = t.saturating_duration_since(base).as_nanos() / TICK.as_nanos() + 1;
+        let next = u32::try_from(ticks)
+            .ok()
+            .and_then(|n| TICK.checked_mul(n))
+            .and_then(|d| base.checked_add(d));
+        next.map_or(limit, |next| next.min(limit))
     }
+}
+
+/// A histogram for latencies in nanoseconds: 1 ns to an hour, 3 digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Runs a benchmark to completion.
 pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
+    run_observed(config, &mut |_| {})
+}
+
+/// Runs a benchmark, handing each merged interval (warm-up ones included)
+/// to `observer` as it completes: how the HdrHistogram log is written.
+pub fn run_observed(
+    config: &BenchConfig,
+    observer: &mut dyn FnMut(&IntervalView<'_>),
+) -> Result<Report, BenchError> {
     validate(config)?;
     let embedded = match config.addr {
         Some(_) => None,
-        None => Some(start_embedded(config)?),
+        None => Some(embedded::start(config)?),
     };
     let addr = match (&embedded, config.addr) {
-        (Some(server), _) => server.addr(),
+        (Some(e), _) => e.server.addr(),
         (None, Some(addr)) => addr,
         (None, None) => unreachable!("an address or an embedded server"),
     };
-    // Every reply checked so far, warm-up included: the progress lines.
-    let replies = Arc::new(AtomicU64::new(0));
-    // The clock starts once every thread has connected: 10,000 connects take
-    // a while, and must count neither as warm-up nor as measured time.
-    let connected = Arc::new(Barrier::new(config.threads + 1));
+    let bench_cores = embedded
+        .as_ref()
+        .map(|e| e.bench_cores.clone())
+        .unwrap_or_default();
 
-    let workers: Vec<_> = (0..config.threads)
-        .map(|t| {
-            let mine = share(config.connections, config.threads, t);
-            let first_id = (0..t)
-                .map(|u| share(config.connections, config.threads, u))
-                .sum::<usize>();
-            let (config, replies) = (config.clone(), replies.clone());
-            let connected = connected.clone();
-            std::thread::Builder::new()
-                .name(format!("bench-{t}"))
-                .spawn(move || {
-                    let worker = Worker::new(&config, addr, first_id, mine);
-                    connected.wait();
-                    let start = Instant::now();
-                    let measure_from = start + config.warmup;
-                    worker.and_then(|w| w.run(measure_from, config.duration, &replies))
-                })
-                .map_err(|e| BenchError::Setup(format!("cannot start a thread: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
-
-    connected.wait();
-    let start = Instant::now();
-    if config.progress {
-        report_progress(&replies, start, config.warmup, config.duration, &workers);
+    let (notes_tx, notes) = mpsc::channel::<Note>();
+    let (ready_tx, ready) = mpsc::channel::<Result<(), String>>();
+    let mut plans = Vec::new();
+    let mut threads = Vec::new();
+    for t in 0..config.threads {
+        let mine = share(config.connections as u64, config.threads, t) as usize;
+        let first_id = (0..t)
+            .map(|u| share(config.connections as u64, config.threads, u) as usize)
+            .sum::<usize>();
+        let quota = config.requests.map(|n| share(n, config.threads, t));
+        let (plan_tx, plan_rx) = mpsc::channel::<Plan>();
+        plans.push(plan_tx);
+        let (config, notes_tx, ready_tx) = (config.clone(), notes_tx.clone(), ready_tx.clone());
+        let core = (!bench_cores.is_empty()).then(|| bench_cores[t % bench_cores.len()]);
+        let thread = std::thread::Builder::new()
+            .name(format!("bench-{t}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                let worker = Worker::connect(t, &config, addr, first_id, mine, quota);
+                // Said once, and the sender dropped at once: a thread that
+                // dies before it is ready leaves the main thread no sender to
+                // wait on forever.
+                let said = ready_tx.send(
+                    worker
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| format!("cannot start a poller: {e}")),
+                );
+                drop(ready_tx);
+                let (Ok(worker), Ok(())) = (worker, said) else {
+                    return;
+                };
+                // The clock starts once every thread has connected: 10,000
+                // connects take a while, and count as neither warm-up nor
+                // measured time.
+                if let Ok(plan) = plan_rx.recv() {
+                    worker.run(plan, config.rate, config.connections, &notes_tx);
+                }
+            })
+            .map_err(|e| BenchError::Setup(format!("cannot start a thread: {e}")))?;
+        threads.push(thread);
     }
-    let mut histogram = new_histogram();
-    let mut totals = Totals::default();
-    for worker in workers {
-        let result = worker
+    drop((notes_tx, ready_tx));
+    for _ in 0..config.threads {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Err(BenchError::Setup(why)),
+            Err(_) => return Err(BenchError::Setup("a benchmark thread died".into())),
+        }
+    }
+    let started = SystemTime::now();
+    let plan = Plan::new(Instant::now(), config.warmup, config.duration)
+        .ok_or_else(|| BenchError::Invalid("--warmup plus --duration is too long".into()))?;
+    for tx in &plans {
+        let _ = tx.send(plan);
+    }
+
+    let mut collector =
+        progress::Collector::new(plan, started, config.threads, config.progress, observer);
+    let mut outcomes = Vec::new();
+    while outcomes.len() < config.threads {
+        match notes.recv() {
+            Ok(Note::Interval(interval)) => collector.interval(interval),
+            Ok(Note::Finished(worker, outcome)) => {
+                collector.finished(worker);
+                outcomes.push(*outcome);
+            }
+            Err(_) => return Err(BenchError::Setup("a benchmark thread panicked".into())),
+        }
+    }
+    for thread in threads {
+        thread
             .join()
             .map_err(|_| BenchError::Setup("a benchmark thread panicked".into()))?;
-        let done = result.map_err(|e| BenchError::Setup(e.to_string()))?;
-        histogram
-            .add(&done.histogram)
-            .map_err(|e| BenchError::Setup(format!("merging histograms: {e}")))?;
-        totals.add(&done.totals);
     }
+
+    // Connections closed before any reply: too large a request, or a
+    // server that closes everything? A small request on a fresh connection
+    // tells, when the codec has a size to be too large for.
+    let mut closed_early = [0u64; 3];
+    for o in &outcomes {
+        for (sum, n) in closed_early.iter_mut().zip(o.closed_before_reply) {
+            *sum += n;
+        }
+    }
+    let early_kind = match closed_early.iter().sum::<u64>() > 0
+        && config.codec == Codec::Frame
+        && config.size > 1
+        && probe_small_request(addr, config)
+    {
+        true => ErrorKind::Oversize,
+        false => ErrorKind::ServerClosed,
+    };
+    let pinning = embedded.as_ref().and_then(|e| e.pinning.clone());
     drop(embedded);
-    let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-    Ok(Report {
-        connections: config.connections,
-        size: config.size,
-        depth: config.depth,
-        threads: config.threads,
-        rate: config.rate,
-        seconds: config.duration.as_secs_f64(),
-        messages: totals.messages,
-        bytes_sent: totals.bytes_sent,
-        bytes_received: totals.bytes_received,
-        latency_us: [
-            us(0.5),
-            us(0.9),
-            us(0.99),
-            us(0.999),
-            histogram.max() as f64 / 1000.0,
-        ],
-        errors: totals.errors,
-    })
+
+    let progress::Collector { total, series, .. } = collector;
+    Ok(summarize(
+        config,
+        plan,
+        outcomes,
+        closed_early,
+        early_kind,
+        total,
+        series,
+        pinning,
+    ))
+}
+
+/// Adds up the workers' outcomes into the report.
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    config: &BenchConfig,
+    plan: Plan,
+    outcomes: Vec<worker::Outcome>,
+    closed_early: [u64; 3],
+    early_kind: ErrorKind,
+    histogram: Histogram<u64>,
+    series: Vec<Second>,
+    pinning: Option<String>,
+) -> Report {
+    let mut errors = [Errors::default(); 3];
+    let (mut messages, mut sent, mut received, mut owed, mut lost) = (0, 0, 0, 0, 0);
+    let mut oldest: Option<Duration> = None;
+    let mut last_stop = plan.start;
+    for o in &outcomes {
+        for (sum, e) in errors.iter_mut().zip(&o.errors) {
+            sum.add(e);
+        }
+        messages += o.messages;
+        sent += o.bytes_sent;
+        received += o.bytes_received;
+        owed += o.owed;
+        lost += o.lost;
+        oldest = oldest.max(o.oldest_owed);
+        last_stop = last_stop.max(o.stopped_at);
+    }
+    for (phase, n) in closed_early.iter().enumerate() {
+        for _ in 0..*n {
+            errors[phase].count(early_kind);
+        }
+    }
+    let ended = if outcomes.iter().any(|o| o.stop == Stop::Deadline) {
+        End::Duration
+    } else if outcomes.iter().any(|o| o.stop == Stop::Requests) {
+        End::Requests
+    } else if errors[Phase::Setup as usize].total() >= config.connections as u64 {
+        End::NoConnection
+    } else {
+        End::ConnectionsGone
+    };
+    // The window is what really was: from the warm-up's end to the last
+    // thread's stop (never past the end, never before the start).
+    let measured_to = last_stop.clamp(plan.measure_from, plan.end);
+    let seconds = (measured_to - plan.measure_from).as_secs_f64();
+    let per_sec = |n: u64| match seconds > 0.0 {
+        true => n as f64 / seconds,
+        false => 0.0,
+    };
+    let latency = (!histogram.is_empty()).then(|| {
+        let percentiles: Vec<(f64, f64)> = config
+            .percentiles
+            .iter()
+            .map(|&p| {
+                let nanos = match p >= 100.0 {
+                    true => histogram.max(),
+                    false => histogram.value_at_percentile(p),
+                };
+                (p, report::micros(nanos))
+            })
+            .collect();
+        // `max` is a field of its own.
+        let by_name: BTreeMap<String, f64> = percentiles
+            .iter()
+            .filter(|(p, _)| *p < 100.0)
+            .map(|&(p, us)| (percentile_name(p), us))
+            .collect();
+        Latency {
+            min: report::micros(histogram.min()),
+            mean: histogram.mean() / 1000.0,
+            stdev: histogram.stdev() / 1000.0,
+            max: report::micros(histogram.max()),
+            percentiles,
+            by_name,
+        }
+    });
+    let msgs_per_sec = per_sec(messages);
+    Report {
+        config: RunConfig {
+            addr: config.addr.map(|a| a.to_string()),
+            connections: config.connections,
+            size: config.size,
+            depth: config.depth,
+            threads: config.threads,
+            codec: RunConfig::codec_name(config.codec),
+            verify: config.verify,
+            keyed: config.key.is_some(),
+            rate: config.rate,
+            requests: config.requests,
+            duration_s: config.duration.as_secs_f64(),
+            warmup_s: config.warmup.as_secs_f64(),
+            timeout_s: config.timeout.as_secs_f64(),
+            percentiles: config.percentiles.clone(),
+            pinning,
+        },
+        seconds,
+        ended,
+        messages,
+        msgs_per_sec,
+        bytes_sent: sent,
+        bytes_received: received,
+        mb_per_sec_sent: per_sec(sent) / 1e6,
+        mb_per_sec_received: per_sec(received) / 1e6,
+        rate: config.rate.map(|target| RateCheck {
+            target,
+            achieved: msgs_per_sec,
+            reached: msgs_per_sec >= 0.95 * target,
+        }),
+        latency_us: latency,
+        owed: Owed {
+            requests: owed,
+            oldest_us: oldest.map(|d| d.as_nanos() as f64 / 1000.0),
+            in_latency: config.rate.is_some(),
+        },
+        lost,
+        errors: errors[Phase::Measured as usize],
+        warmup_errors: errors[Phase::Warmup as usize],
+        setup_errors: errors[Phase::Setup as usize],
+        series,
+        measured_from: plan.measure_from,
+        measured_to,
+        histogram,
+    }
+}
+
+/// True if the server echoes a one-byte request on a fresh connection.
+fn probe_small_request(addr: SocketAddr, config: &BenchConfig) -> bool {
+    let attempt = || -> std::io::Result<bool> {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, config.timeout)?;
+        stream.set_read_timeout(Some(config.timeout))?;
+        if let Some(key) = &config.key {
+            crate::auth::answer_challenge(&mut stream, key.as_bytes())?;
+        }
+        crate::frame::write_frame(&mut stream, b"?")?;
+        Ok(!crate::frame::read_frame(&mut stream, 1 << 16)?.is_empty())
+    };
+    attempt().unwrap_or(false)
 }
 
 fn validate(config: &BenchConfig) -> Result<(), BenchError> {
+    let invalid = |why: String| Err(BenchError::Invalid(why));
     if config.connections == 0 || config.threads == 0 || config.depth == 0 {
-        return Err(BenchError::Invalid(
-            "--connections, --threads and --depth must be at least 1".into(),
-        ));
+        return invalid("--connections, --threads and --depth must be at least 1".into());
     }
     if config.threads > config.connections {
-        return Err(BenchError::Invalid(
-            "--threads must not exceed --connections".into(),
-        ));
+        return invalid("--threads must not exceed --connections".into());
+    }
+    if u32::try_from(config.connections).is_err() {
+        return invalid("--connections must fit in 32 bits".into());
+    }
+    if config.depth > MAX_DEPTH {
+        return invalid(format!("--depth must be at most {MAX_DEPTH}"));
     }
     // Each connection sends once per `connections / rate` seconds: that
     // interval must be a real, non-zero duration (at least a microsecond).
     if let Some(rate) = config.rate {
         let interval = Duration::try_from_secs_f64(config.connections as f64 / rate);
-        if !interval.is_ok_and(|i| i >= Duration::from_micros(1)) {
-            return Err(BenchError::Invalid(format!(
+        if !interval.is_ok_and(|i| i >= Duration::from_micros(1) && i <= MAX_SPAN) {
+            return invalid(format!(
                 "--rate must be a positive number of at most {} msgs/s for {} connections",
                 config.connections as u64 * 1_000_000,
                 config.connections
-            )));
+            ));
+        }
+    }
+    for (flag, span) in [
+        ("--duration", config.duration),
+        ("--warmup", config.warmup),
+        ("--timeout", config.timeout),
+    ] {
+        if span > MAX_SPAN {
+            return invalid(format!(
+                "{flag} {} s is too long: at most {} s (10 years)",
+                span.as_secs(),
+                MAX_SPAN.as_secs()
+            ));
         }
     }
     if config.duration.is_zero() {
-        return Err(BenchError::Invalid("--duration must be above zero".into()));
+        return invalid("--duration must be above zero".into());
+    }
+    if config.timeout.is_zero() {
+        return invalid("--timeout must be above zero".into());
+    }
+    if config.requests == Some(0) {
+        return invalid("--requests must be at least 1".into());
+    }
+    if let Some(p) = config
+        .percentiles
+        .iter()
+        .find(|p| !(**p > 0.0 && **p <= 100.0))
+    {
+        return invalid(format!(
+            "--percentiles: {p} is not in (0, 100] (write max for 100)"
+        ));
     }
     // A raw echo of nothing is no reply at all: the bench would wait forever
     // for a zero-byte "reply" that never arrives (and count it endlessly).
     if config.codec == Codec::Raw && config.size == 0 {
-        return Err(BenchError::Invalid(
-            "--size must be at least 1 with --codec raw".into(),
-        ));
+        return invalid("--size must be at least 1 with --codec raw".into());
     }
     if u32::try_from(config.size).is_err() {
-        return Err(BenchError::Invalid(format!(
+        return invalid(format!(
             "--size {} does not fit the 4-byte length header",
             config.size
-        )));
+        ));
     }
     // Each connection is one descriptor here, and one more in an embedded
     // server; 64 more for the process itself.
@@ -355,492 +567,10 @@ fn validate(config: &BenchConfig) -> Result<(), BenchError> {
     }
 }
 
-fn start_embedded(config: &BenchConfig) -> Result<crate::RunningServer, BenchError> {
-    let server_config = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        codec: config.codec,
-        key: config.key.clone(),
-        max_frame: config.size.max(DEFAULT_MAX_FRAME),
-        max_connections: config.connections + 16,
-        ..Config::default()
-    };
-    crate::spawn(server_config, Echo).map_err(|e| BenchError::Setup(e.to_string()))
-}
-
-/// Connections of thread `t` when `n` are spread over `threads`.
-fn share(n: usize, threads: usize, t: usize) -> usize {
-    n / threads + usize::from(t < n % threads)
-}
-
-/// One progress line a second on stderr until the run ends: the rate over
-/// that second, warm-up seconds marked as such. (`scripts/compare.sh` counts
-/// these lines to find where the measured window starts.)
-fn report_progress<T>(
-    replies: &AtomicU64,
-    start: Instant,
-    warmup: Duration,
-    duration: Duration,
-    workers: &[std::thread::JoinHandle<T>],
-) {
-    let end = start + warmup + duration;
-    let (mut last_count, mut last_at) = (0, start);
-    while Instant::now() < end && !workers.iter().all(|w| w.is_finished()) {
-        std::thread::sleep(
-            Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())),
-        );
-        let (count, at) = (replies.load(Ordering::Relaxed), Instant::now());
-        let seconds = (at - last_at).as_secs_f64().max(1e-3);
-        // Marked when the second began in the warm-up.
-        let phase = if last_at - start < warmup {
-            " (warm-up)"
-        } else {
-            ""
-        };
-        eprintln!(
-            "[{:>4.0}s] {:>10.0} msgs/s{phase}",
-            (at - start).as_secs_f64(),
-            (count - last_count) as f64 / seconds
-        );
-        (last_count, last_at) = (count, at);
-    }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    // 1 ns to 60 s at 3 significant digits.
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|_| unreachable!())
-}
-
-#[derive(Debug, Default)]
-struct Totals {
-    messages: u64,
-    bytes_sent: u64,
-    bytes_received: u64,
-    errors: Errors,
-}
-
-impl Totals {
-    fn add(&mut self, other: &Totals) {
-        self.messages += other.messages;
-        self.bytes_sent += other.bytes_sent;
-        self.bytes_received += other.bytes_received;
-        self.errors.add(other.errors);
-    }
-}
-
-/// The bytes of request `seq` on connection `id`, cut to `size`.
-fn payload_into(out: &mut Vec<u8>, id: u32, seq: u64, size: usize) {
-    out.extend_from_slice(&id.to_be_bytes()[..size.min(4)]);
-    if size > 4 {
-        out.extend_from_slice(&seq.to_be_bytes()[..(size - 4).min(8)]);
-    }
-    let seed = (id as u64)
-        .wrapping_mul(131)
-        .wrapping_add(seq.wrapping_mul(31));
-    out.extend((12..size).map(|i| seed.wrapping_add(i as u64) as u8));
-}
-
-/// One benchmark connection.
-struct Conn {
-    stream: TcpStream,
-    id: u32,
-    /// Next sequence number to send, and the next one expected back.
-    next_send: u64,
-    next_reply: u64,
-    /// When each request in flight was sent (or scheduled), oldest first.
-    sent_at: VecDeque<Instant>,
-    inbuf: Vec<u8>,
-    outbuf: Vec<u8>,
-    open: bool,
-}
-
-/// Why a connection was given up, when the server is to blame.
-#[derive(Debug, Clone, Copy)]
-enum Failure {
-    /// The server closed it with replies still owed.
-    ShortReply,
-    /// A reset, a broken pipe or another socket error.
-    Reset,
-}
-
-/// One client thread: its poll loop and its share of the connections.
-struct Worker {
-    poll: Poll,
-    conns: Vec<Conn>,
-    /// Connections still open: when none is left there is nothing to measure.
-    open: usize,
-    size: usize,
-    depth: usize,
-    codec: Codec,
-    /// Open loop: time between two sends of one connection.
-    interval: Option<Duration>,
-    measure_from: Instant,
-    histogram: Histogram<u64>,
-    totals: Totals,
-    /// Replies checked, warm-up included (for the progress lines).
-    checked: u64,
-    expected: Vec<u8>,
-    scratch: Vec<u8>,
-}
-
-struct Done {
-    histogram: Histogram<u64>,
-    totals: Totals,
-}
-
-impl Worker {
-    fn new(
-        config: &BenchConfig,
-        addr: SocketAddr,
-        first_id: usize,
-        count: usize,
-    ) -> io::Result<Worker> {
-        let poll = Poll::new()?;
-        let mut totals = Totals::default();
-        let mut conns = Vec::with_capacity(count);
-        // After one connection timed out (no challenge came, the server does
-        // not accept), the rest would too, one timeout each: give them up.
-        let mut timed_out = false;
-        for i in 0..count {
-            if timed_out {
-                totals.errors.connect += 1;
-                continue;
-            }
-            match open(addr, config.key.as_deref()) {
-                Ok(mut stream) => {
-                    let token = Token(conns.len());
-                    poll.registry().register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    )?;
-                    conns.push(Conn {
-                        stream,
-                        id: (first_id + i) as u32,
-                        next_send: 0,
-                        next_reply: 0,
-                        sent_at: VecDeque::new(),
-                        inbuf: Vec::new(),
-                        outbuf: Vec::new(),
-                        open: true,
-                    });
-                }
-                Err(e) => {
-                    totals.errors.connect += 1;
-                    // A read timeout is reported as `WouldBlock` on Unix.
-                    timed_out = matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                    );
-                }
-            }
-        }
-        let interval = config
-            .rate
-            .map(|rate| Duration::from_secs_f64(config.connections as f64 / rate));
-        Ok(Worker {
-            poll,
-            open: conns.len(),
-            conns,
-            size: config.size,
-            depth: config.depth,
-            codec: config.codec,
-            interval,
-            measure_from: Instant::now(),
-            histogram: new_histogram(),
-            totals,
-            checked: 0,
-            expected: Vec::with_capacity(config.size),
-            scratch: vec![0; 64 * 1024],
-        })
-    }
-
-    /// Runs until `duration` after `measure_from`, or until every connection
-    /// is gone. Adds each reply checked to `replies` as it goes.
-    fn run(
-        mut self,
-        measure_from: Instant,
-        duration: Duration,
-        replies: &AtomicU64,
-    ) -> io::Result<Done> {
-        let start = Instant::now();
-        let end = measure_from + duration;
-        self.measure_from = measure_from;
-        // Open loop: connections take turns in a fixed cycle, staggered evenly
-        // over one interval, so the total rate is smooth.
-        let mut schedule: VecDeque<(Instant, usize)> = match self.interval {
-            Some(interval) => {
-                let n = self.conns.len().max(1) as u32;
-                (0..self.conns.len())
-                    .map(|i| (start + interval * i as u32 / n, i))
-                    .collect()
-            }
-            None => {
-                for i in 0..self.conns.len() {
-                    for _ in 0..self.depth {
-                        self.queue_request(i, start);
-                    }
-                    self.flush(i);
-                }
-                VecDeque::new()
-            }
-        };
-        let mut events = Events::with_capacity(1024);
-        loop {
-            let now = Instant::now();
-            if now >= end || self.open == 0 {
-                break;
-            }
-            let mut timeout = end - now;
-            if let Some(&(at, _)) = schedule.front() {
-                timeout = timeout.min(at.saturating_duration_since(now));
-            }
-            match self.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let before = self.checked;
-            for event in events.iter() {
-                let i = event.token().0;
-                if event.is_writable() {
-                    self.flush(i);
-                }
-                // After a FIN or an error, read on to the end of the stream:
-                // no further edge would come for what is left.
-                let to_the_end = event.is_read_closed() || event.is_error();
-                if event.is_readable() || to_the_end {
-                    self.read(i, to_the_end);
-                }
-            }
-            if let Some(interval) = self.interval {
-                // Everything due is sent, late or not, stamped with the time it
-                // was due: a server that stalls shows as latency.
-                let now = Instant::now();
-                while let Some(&(at, i)) = schedule.front() {
-                    if at > now {
-                        break;
-                    }
-                    schedule.pop_front();
-                    self.queue_request(i, at);
-                    self.flush(i);
-                    schedule.push_back((at + interval, i));
-                }
-            }
-            replies.fetch_add(self.checked - before, Ordering::Relaxed);
-        }
-        Ok(Done {
-            histogram: self.histogram,
-            totals: self.totals,
-        })
-    }
-
-    /// Appends request `next_send` of connection `i` to its output.
-    fn queue_request(&mut self, i: usize, scheduled: Instant) {
-        let conn = &mut self.conns[i];
-        if !conn.open {
-            return;
-        }
-        if self.codec == Codec::Frame {
-            // `validate` checked that the size fits the header.
-            conn.outbuf
-                .extend_from_slice(&(self.size as u32).to_be_bytes());
-        }
-        payload_into(&mut conn.outbuf, conn.id, conn.next_send, self.size);
-        conn.next_send += 1;
-        conn.sent_at.push_back(scheduled);
-    }
-
-    /// Writes connection `i`'s pending output until done or blocked.
-    fn flush(&mut self, i: usize) {
-        let conn = &mut self.conns[i];
-        let mut written = 0;
-        let mut failed = false;
-        while conn.open && written < conn.outbuf.len() {
-            match conn.stream.write(&conn.outbuf[written..]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if Instant::now() >= self.measure_from {
-            self.totals.bytes_sent += written as u64;
-        }
-        conn.outbuf.drain(..written);
-        if failed {
-            self.close(i, Some(Failure::Reset));
-        }
-    }
-
-    /// Reads all that is there, checks each whole reply, sends replacements.
-    ///
-    /// A read shorter than the buffer means the kernel had no more, which
-    /// saves the `WouldBlock` read per wake-up; `to_the_end` reads on anyway.
-    fn read(&mut self, i: usize, to_the_end: bool) {
-        let mut ended = None;
-        loop {
-            let conn = &mut self.conns[i];
-            if !conn.open {
-                return;
-            }
-            match conn.stream.read(&mut self.scratch) {
-                Ok(0) => {
-                    ended = Some(Failure::ShortReply);
-                    break;
-                }
-                Ok(n) => {
-                    conn.inbuf.extend_from_slice(&self.scratch[..n]);
-                    if Instant::now() >= self.measure_from {
-                        self.totals.bytes_received += n as u64;
-                    }
-                    if n < self.scratch.len() && !to_the_end {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    ended = Some(Failure::Reset);
-                    break;
-                }
-            }
-        }
-        // Replies that came before an end of stream are checked all the same.
-        let Some(replies) = self.check_replies(i) else {
-            self.close(i, None); // garbled beyond resync; counted as a mismatch
-            return;
-        };
-        match ended {
-            // The end of the stream is a failure only with replies still owed.
-            Some(Failure::ShortReply) if self.conns[i].sent_at.is_empty() => self.close(i, None),
-            Some(failure) => self.close(i, Some(failure)),
-            None => {
-                if self.interval.is_none() {
-                    let now = Instant::now();
-                    for _ in 0..replies {
-                        self.queue_request(i, now);
-                    }
-                }
-                self.flush(i);
-            }
-        }
-    }
-
-    /// Takes every whole reply out of connection `i`'s input and checks it
-    /// against the request it answers. Returns how many, or `None` if a frame
-    /// header is so far off that the rest of the stream cannot be cut.
-    ///
-    /// Framed replies are cut by their own headers, so a reply of the wrong
-    /// length is one mismatch and the next reply is still found. Raw replies
-    /// have no edges: the stream is compared, `size` bytes at a time, with
-    /// the concatenation of the requests.
-    fn check_replies(&mut self, i: usize) -> Option<usize> {
-        let now = Instant::now();
-        let measuring = now >= self.measure_from;
-        // Far above any echo of `size`; beyond it the header is garbage.
-        let max_reply = self.size.max(DEFAULT_MAX_FRAME);
-        let conn = &mut self.conns[i];
-        let mut used = 0;
-        let mut replies = 0;
-        let mut garbled = false;
-        loop {
-            let rest = &conn.inbuf[used..];
-            let (payload, len) = match self.codec {
-                Codec::Raw if rest.len() >= self.size => (&rest[..self.size], self.size),
-                Codec::Raw => break,
-                Codec::Frame => {
-                    let Some((header, body)) = rest.split_first_chunk::<HEADER_LEN>() else {
-                        break;
-                    };
-                    let declared = u32::from_be_bytes(*header) as usize;
-                    if declared > max_reply {
-                        garbled = true;
-                        break;
-                    }
-                    match body.get(..declared) {
-                        Some(payload) => (payload, HEADER_LEN + declared),
-                        None => break,
-                    }
-                }
-            };
-            self.expected.clear();
-            payload_into(&mut self.expected, conn.id, conn.next_reply, self.size);
-            if payload != self.expected.as_slice() {
-                self.totals.errors.mismatch += 1;
-            }
-            // More replies than requests is a mismatch already counted; the
-            // reply then has no send time to measure from.
-            if let Some(sent) = conn.sent_at.pop_front()
-                && measuring
-            {
-                let nanos = now.saturating_duration_since(sent).as_nanos() as u64;
-                self.histogram.saturating_record(nanos.max(1));
-                self.totals.messages += 1;
-            }
-            conn.next_reply += 1;
-            used += len;
-            replies += 1;
-        }
-        conn.inbuf.drain(..used);
-        self.checked += replies as u64;
-        if garbled {
-            self.totals.errors.mismatch += 1;
-            return None;
-        }
-        Some(replies)
-    }
-
-    /// Gives connection `i` up, counting why if the server is to blame.
-    fn close(&mut self, i: usize, failure: Option<Failure>) {
-        let conn = &mut self.conns[i];
-        if !conn.open {
-            return;
-        }
-        conn.open = false;
-        self.open -= 1;
-        // Hung up on before the first reply: the server refused the
-        // connection (wrong key, over its limit) rather than broke it.
-        let failure = match failure {
-            Some(_) if conn.next_reply == 0 => {
-                self.totals.errors.connect += 1;
-                None
-            }
-            failure => failure,
-        };
-        // Deregistered so that no more events come for it; the socket itself
-        // closes when the worker ends.
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        conn.outbuf = Vec::new();
-        conn.inbuf = Vec::new();
-        match failure {
-            Some(Failure::ShortReply) => self.totals.errors.short_reply += 1,
-            Some(Failure::Reset) => self.totals.errors.reset += 1,
-            None => {}
-        }
-    }
-}
-
-/// Longest a connect, or the wait for a challenge, may take. Without it a
-/// `--key-file` against a server that sends no challenge would wait forever.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Connects (blocking, then switched to non-blocking) and authenticates.
-fn open(addr: SocketAddr, key: Option<&[u8]>) -> io::Result<TcpStream> {
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, SETUP_TIMEOUT)?;
-    stream.set_nodelay(true)?;
-    if let Some(key) = key {
-        stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
-        auth::answer_challenge(&mut stream, key)?;
-    }
-    stream.set_nonblocking(true)?;
-    Ok(TcpStream::from_std(stream))
+/// Thread `t`'s share when `n` are spread over `threads`.
+fn share(n: u64, threads: usize, t: usize) -> u64 {
+    let threads = threads as u64;
+    n / threads + u64::from((t as u64) < n % threads)
 }
 
 #[cfg(test)]
@@ -848,22 +578,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_differ_by_connection_and_sequence_and_have_the_asked_size() {
-        for size in [0, 1, 4, 5, 12, 13, 64, 4096] {
-            let mut a = Vec::new();
-            payload_into(&mut a, 1, 7, size);
-            assert_eq!(a.len(), size);
-        }
-        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-        payload_into(&mut a, 1, 7, 64);
-        payload_into(&mut b, 2, 7, 64);
-        payload_into(&mut c, 1, 8, 64);
-        assert!(a != b && a != c && b != c);
+    fn connections_are_shared_out_evenly() {
+        let shares: Vec<u64> = (0..3).map(|t| share(10, 3, t)).collect();
+        assert_eq!(shares, vec![4, 3, 3]);
     }
 
     #[test]
-    fn connections_are_shared_out_evenly() {
-        let shares: Vec<usize> = (0..3).map(|t| share(10, 3, t)).collect();
-        assert_eq!(shares, vec![4, 3, 3]);
+    fn intervals_are_cut_each_second_and_at_the_warmup_end() {
+        let start = Instant::now();
+        let plan = Plan::new(start, Duration::from_millis(1500), Duration::from_secs(2)).unwrap();
+        let mut at = start;
+        let mut cuts = Vec::new();
+        while at < plan.end {
+            at = plan.boundary_after(at);
+            cuts.push((at - start).as_millis());
+        }
+        assert_eq!(cuts, [1000, 1500, 2500, 3500]);
     }
 }

@@ -1,15 +1,52 @@
-//! The `frameloop` command: parse flags, build a config, call the library.
+//! The `frameloop` command line, as a library: your own binary gets every
+//! `serve` flag, the logging, the signals and the graceful shutdown of
+//! `frameloop serve`, for handlers you register by name.
+//!
+//! ```no_run
+//! use frameloop::{Ctx, Handler};
+//!
+//! /// Replies to every frame with its length, as text.
+//! struct Length;
+//!
+//! impl Handler for Length {
+//!     type Conn = ();
+//!     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
+//!         ctx.send(payload.len().to_string().as_bytes());
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     // my-server serve --handler length --addr 127.0.0.1:7000 --idle-timeout 30s ...
+//!     frameloop::cli::Cli::with_builtins()
+//!         .handler("length", "replies with each frame's length", || Length)
+//!         .run()
+//! }
+//! ```
+//!
+//! This module owns parsing flags into a [`crate::Config`] (whose defaults
+//! and rules it takes, never repeats), running the chosen command, and
+//! turning every error into one line and an exit code: 0 done, 1 the work
+//! failed (a bench with errors), 2 it could not start. It holds no logic the
+//! library lacks.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
-
-use crate::config::{default_max_connections, parse_duration};
-use crate::{Chat, Client, Codec, Config, Echo, Handler, Server, Upper, auth};
+mod args;
 mod bench;
+mod client;
+mod serve;
+mod trace;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::builder::PossibleValuesParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::handler::Handler;
+use crate::{ChatRoom, Echo, Upper};
+
+pub(crate) use args::CodecName;
+pub use args::parse_duration;
 
 #[derive(Parser)]
 #[command(
@@ -17,7 +54,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "A single-threaded event-loop reactor on mio"
 )]
-struct Cli {
+struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -25,222 +62,177 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a server.
-    Serve(ServeArgs),
-    /// Send each MESSAGE as a frame and print each reply.
-    Client(ClientArgs),
+    Serve(serve::ServeArgs),
+    /// Send each MESSAGE as a frame (or datagram) and print each reply.
+    Client(client::ClientArgs),
     /// Drive an echo server with many concurrent clients and report figures.
     Bench(bench::BenchArgs),
     /// Print a fresh 64-hex-character key: `frameloop keygen > key`.
     Keygen,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum HandlerName {
-    Echo,
-    Upper,
-    Chat,
+/// The command line, with the handlers `serve --handler NAME` can run.
+pub struct Cli {
+    handlers: Vec<serve::Registered>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum CodecName {
-    Frame,
-    Raw,
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.handlers.iter().map(|h| h.name.as_str()).collect();
+        f.debug_struct("Cli").field("handlers", &names).finish()
+    }
 }
 
-impl From<CodecName> for Codec {
-    fn from(name: CodecName) -> Codec {
-        match name {
-            CodecName::Frame => Codec::Frame,
-            CodecName::Raw => Codec::Raw,
+impl Cli {
+    /// A command line with no handlers yet.
+    pub fn new() -> Cli {
+        Cli {
+            handlers: Vec::new(),
+        }
+    }
+
+    /// A command line with the built-in handlers: `echo` (the default),
+    /// `upper` and `chat`.
+    pub fn with_builtins() -> Cli {
+        Cli::new()
+            .handler("echo", "sends every frame back", || Echo)
+            .handler("upper", "sends every frame back upper-cased", || Upper)
+            .handler("chat", "sends every frame to every other connection", {
+                let room = ChatRoom::new(); // one room, however many reactors
+                move || room.member()
+            })
+    }
+
+    /// Registers a handler under `name`: `serve --handler NAME` runs it, with
+    /// one instance from `make` per reactor. A later registration of the same
+    /// name replaces the earlier one. The first one registered is the default.
+    pub fn handler<H>(mut self, name: &str, about: &str, make: impl Fn() -> H + 'static) -> Cli
+    where
+        H: Handler + Send,
+        H::Conn: Send,
+    {
+        self.handlers.retain(|h| h.name != name);
+        self.handlers
+            .push(serve::Registered::new(name, about, make));
+        self
+    }
+
+    /// Runs the command the process arguments name; returns its exit code.
+    pub fn run(self) -> ExitCode {
+        self.run_with(std::env::args_os())
+    }
+
+    /// Runs the command `args` names (the first is the program's name).
+    pub fn run_with(self, args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+        let command = match self.parse(args) {
+            Ok(command) => command,
+            Err(code) => return code,
+        };
+        // The bench installs a logger of its own: it holds the embedded
+        // server's lines back while the progress lines print.
+        if !matches!(command, Command::Bench(_)) {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                .init();
+        }
+        let result = match command {
+            Command::Serve(args) => serve::run(args, &self.handlers),
+            Command::Client(args) => client::run(args),
+            Command::Bench(args) => return bench::run(args),
+            Command::Keygen => crate::auth::generate_key()
+                .map(|key| println!("{key}"))
+                .map_err(anyhow::Error::from),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("frameloop: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    /// Parses the flags; help and version print and exit 0, every other
+    /// problem is one line and exit code 2.
+    fn parse(
+        &self,
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> Result<Command, ExitCode> {
+        let names: Vec<String> = self.handlers.iter().map(|h| h.name.clone()).collect();
+        let list: Vec<String> = self
+            .handlers
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.about))
+            .collect();
+        let default = names.first().cloned().unwrap_or_default();
+        let command = Args::command().mut_subcommand("serve", |serve| {
+            serve.mut_arg("handler", |arg| {
+                arg.value_parser(PossibleValuesParser::new(names))
+                    .required(false)
+                    .default_value(default)
+                    .long_help(format!("What to do with each frame. {}", list.join("; ")))
+            })
+        });
+        let matches = command
+            .try_get_matches_from(args)
+            .and_then(|m| Args::from_arg_matches(&m));
+        match matches {
+            Ok(args) => Ok(args.command),
+            Err(e) => match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    Err(ExitCode::SUCCESS)
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    Err(ExitCode::from(2))
+                }
+                _ => {
+                    // One line: clap's message up to its usage block.
+                    let rendered = e.render().to_string();
+                    let message: Vec<&str> = rendered
+                        .lines()
+                        .take_while(|line| !line.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    eprintln!(
+                        "frameloop: {}",
+                        message.join(" ").trim_start_matches("error: ")
+                    );
+                    Err(ExitCode::from(2))
+                }
+            },
         }
     }
 }
 
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:9000")]
-    addr: SocketAddr,
-    /// What to do with each frame.
-    #[arg(long, value_enum, default_value = "echo")]
-    handler: HandlerName,
-    /// Length-prefixed frames, or raw bytes as read.
-    #[arg(long, value_enum, default_value = "frame")]
-    codec: CodecName,
-    /// Largest frame payload in bytes.
-    #[arg(long, default_value_t = crate::frame::DEFAULT_MAX_FRAME)]
-    max_frame: usize,
-    /// Require clients to answer an HMAC-SHA256 challenge with this key.
-    #[arg(long)]
-    key_file: Option<PathBuf>,
-    /// Time a client has to answer the challenge.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    handshake_timeout: Duration,
-    /// Close connections silent for this long (0: never).
-    #[arg(long, value_parser = parse_duration, default_value = "300s")]
-    idle_timeout: Duration,
-    /// A started frame must complete within this (0: no limit).
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    frame_timeout: Duration,
-    /// Stop reading a connection with more unsent output than this.
-    #[arg(long, default_value_t = 64 * 1024)]
-    high_water: usize,
-    /// Resume reading once its unsent output is below this.
-    #[arg(long, default_value_t = 32 * 1024)]
-    low_water: usize,
-    /// Disconnect a connection whose output from others exceeds this.
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
-    max_output: usize,
-    /// Most connections at once [default: fd soft limit - 32, at most 10000].
-    #[arg(long)]
-    max_connections: Option<usize>,
-    /// On SIGINT/SIGTERM, time allowed to flush replies.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    shutdown_timeout: Duration,
-    /// Log the counters this often (0: never).
-    #[arg(long, value_parser = parse_duration, default_value = "0s")]
-    stats_interval: Duration,
-    /// Also serve UDP datagrams on the same address and port.
-    #[arg(long)]
-    udp: bool,
+impl Default for Cli {
+    fn default() -> Cli {
+        Cli::with_builtins()
+    }
 }
 
-#[derive(clap::Args)]
-struct ClientArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:9000")]
-    addr: SocketAddr,
-    /// Answer the server's challenge with this key.
-    #[arg(long)]
-    key_file: Option<PathBuf>,
-    /// Send each message as a UDP datagram instead.
-    #[arg(long)]
-    udp: bool,
-    /// Messages to send, one frame each.
-    #[arg(required = true)]
-    messages: Vec<String>,
+/// Takes `FLAG VALUE` out of `args` and returns the value: for a flag of your
+/// own, before the rest of the command line goes to [`Cli::run_with`].
+///
+/// ```
+/// let mut args: Vec<String> = ["me", "--every", "2s", "serve"].map(String::from).to_vec();
+/// assert_eq!(frameloop::cli::take_flag(&mut args, "--every"), Ok(Some("2s".to_string())));
+/// assert_eq!(args, ["me", "serve"]);
+/// assert_eq!(frameloop::cli::take_flag(&mut args, "--every"), Ok(None));
+/// ```
+pub fn take_flag(args: &mut Vec<String>, flag: &str) -> Result<Option<String>, String> {
+    let Some(at) = args.iter().position(|a| a == flag) else {
+        return Ok(None);
+    };
+    let value = args
+        .get(at + 1)
+        .cloned()
+        .ok_or(format!("{flag} needs a value"))?;
+    args.drain(at..at + 2);
+    Ok(Some(value))
 }
 
-/// Runs the `frameloop` command with the process arguments.
+/// What the `frameloop` binary runs: the built-in handlers.
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Client(args) => client(args),
-        Command::Bench(args) => return bench::run(args),
-        Command::Keygen => auth::generate_key()
-            .map(|key| println!("{key}"))
-            .map_err(|e| e.to_string()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("frameloop: {message}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// Zero means "off" for the optional durations.
-fn nonzero(d: Duration) -> Option<Duration> {
-    (!d.is_zero()).then_some(d)
-}
-
-fn serve(args: ServeArgs) -> Result<(), String> {
-    let key = match &args.key_file {
-        Some(path) => Some(auth::load_key(path).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    if args.low_water > args.high_water {
-        return Err("--low-water must not exceed --high-water".into());
-    }
-    let config = Config {
-        addr: args.addr,
-        codec: args.codec.into(),
-        max_frame: args.max_frame,
-        key,
-        handshake_timeout: args.handshake_timeout,
-        idle_timeout: nonzero(args.idle_timeout),
-        frame_timeout: nonzero(args.frame_timeout),
-        high_water: args.high_water,
-        low_water: args.low_water,
-        max_output: args.max_output,
-        max_connections: args.max_connections.unwrap_or_else(default_max_connections),
-        shutdown_timeout: args.shutdown_timeout,
-        stats_interval: nonzero(args.stats_interval),
-        udp: args.udp,
-    };
-    let handler: Box<dyn Handler + Send> = match args.handler {
-        HandlerName::Echo => Box::new(Echo),
-        HandlerName::Upper => Box::new(Upper),
-        HandlerName::Chat => Box::new(Chat::new()),
-    };
-    let server = Server::bind(config, handler).map_err(|e| e.to_string())?;
-    let handle = server.handle();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    // First signal: graceful shutdown. Second: the person means it; exit now.
-    std::thread::spawn(move || {
-        let mut received = signals.forever();
-        if received.next().is_some() {
-            handle.shutdown();
-        }
-        if received.next().is_some() {
-            eprintln!("frameloop: second signal; exiting without flushing");
-            std::process::exit(130);
-        }
-    });
-    let stats = server
-        .run()
-        .map_err(|e| format!("event loop failed: {e}"))?;
-    eprintln!("summary: {stats}");
-    Ok(())
-}
-
-fn client(args: ClientArgs) -> Result<(), String> {
-    if args.udp {
-        return udp_client(args);
-    }
-    let mut client = match &args.key_file {
-        Some(path) => {
-            let key = auth::load_key(path).map_err(|e| e.to_string())?;
-            Client::connect_with_key(args.addr, &key)
-        }
-        None => Client::connect(args.addr),
-    }
-    .map_err(|e| e.to_string())?;
-    for message in &args.messages {
-        let reply = client
-            .request(message.as_bytes())
-            .map_err(|e| format!("{}: {e}", args.addr))?;
-        println!("{}", String::from_utf8_lossy(&reply));
-    }
-    Ok(())
-}
-
-fn udp_client(args: ClientArgs) -> Result<(), String> {
-    let bind: SocketAddr = match args.addr {
-        SocketAddr::V4(_) => "127.0.0.1:0".parse(),
-        SocketAddr::V6(_) => "[::1]:0".parse(),
-    }
-    .map_err(|e| format!("{e}"))?;
-    let socket = std::net::UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; crate::config::MAX_DATAGRAM];
-    for message in &args.messages {
-        socket
-            .send_to(message.as_bytes(), args.addr)
-            .map_err(|e| format!("{}: {e}", args.addr))?;
-        let n = socket
-            .recv(&mut buf)
-            .map_err(|e| format!("{}: no reply: {e}", args.addr))?;
-        println!("{}", String::from_utf8_lossy(&buf[..n]));
-    }
-    Ok(())
+    Cli::with_builtins().run()
 }

@@ -5,13 +5,17 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use frameloop::{Client, CloseReason, Config, Echo, auth};
+use frameloop::{Client, CloseReason, Config, Echo, Key, auth};
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef-shared";
 
+fn key() -> Key {
+    Key::new(KEY.to_vec()).unwrap()
+}
+
 fn auth_config() -> Config {
     Config {
-        key: Some(KEY.to_vec()),
+        key: Some(key()),
         handshake_timeout: Duration::from_millis(500),
         ..loopback_config()
     }
@@ -26,7 +30,7 @@ fn challenge(s: &mut std::net::TcpStream) -> [u8; 32] {
 #[test]
 fn right_key_authenticates_and_echoes() {
     let server = start(auth_config(), Echo);
-    let mut client = Client::connect_with_key(server.addr(), KEY).unwrap();
+    let mut client = Client::connect_with_key(server.addr(), &key()).unwrap();
     assert_eq!(client.request(b"hello").unwrap(), b"hello");
     assert_eq!(client.request(b"again").unwrap(), b"again");
 }
@@ -50,8 +54,11 @@ fn wrong_key_gets_no_echo_and_a_closed_connection() {
 #[test]
 fn library_client_with_wrong_key_says_so_in_one_line() {
     let server = start(auth_config(), Echo);
-    let mut client =
-        Client::connect_with_key(server.addr(), b"wrong-wrong-wrong-wrong-wrong-wrong").unwrap();
+    let mut client = Client::connect_with_key(
+        server.addr(),
+        &Key::new(b"wrong-wrong-wrong-wrong-wrong-wrong".to_vec()).unwrap(),
+    )
+    .unwrap();
     let err = client.request(b"hi").unwrap_err();
     assert!(
         err.to_string()
@@ -153,7 +160,7 @@ fn an_unauthenticated_flood_of_500_does_not_slow_authenticated_clients() {
         ..auth_config()
     };
     let server = start(config, Echo);
-    let mut client = Client::connect_with_key(server.addr(), KEY).unwrap();
+    let mut client = Client::connect_with_key(server.addr(), &key()).unwrap();
     let time_100 = |client: &mut Client| {
         let start = Instant::now();
         for i in 0..100u32 {

@@ -139,8 +139,16 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
     const CLIENTS: usize = 200;
     const MESSAGES: usize = 50;
     let server = start(loopback_config(), Chat::new());
-    let addr = server.addr();
-    let mut members: Vec<(TcpStream, String)> = (0..CLIENTS).map(|_| join(addr)).collect();
+    everyone_hears_everyone(server.addr(), CLIENTS, MESSAGES);
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.frames, (CLIENTS * MESSAGES + 2) as u64);
+    assert_eq!(stats.closed(CloseReason::OutputCap), 0);
+}
+
+/// `clients` members join; each says `messages` lines while all listen; every
+/// member must hear every other member's lines exactly once, in order.
+pub fn everyone_hears_everyone(addr: SocketAddr, clients: usize, messages: usize) {
+    let mut members: Vec<(TcpStream, String)> = (0..clients).map(|_| join(addr)).collect();
     // Each member waits until it heard the last one join, so that every
     // member is in the room before anyone speaks.
     let last = members.last().unwrap().1.clone();
@@ -165,12 +173,12 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
             let mut w = s.try_clone().unwrap();
             w.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
             let writer = std::thread::spawn(move || {
-                for m in 0..MESSAGES {
+                for m in 0..messages {
                     say(&mut w, &format!("m{m}"));
                 }
             });
             std::thread::spawn(move || {
-                for _ in 0..(CLIENTS - 1) * MESSAGES {
+                for _ in 0..(clients - 1) * messages {
                     let line = next(&mut s);
                     let (from, text) = line.split_once(": ").expect("a message");
                     let n = next_from.get_mut(from).expect("from another member");
@@ -178,7 +186,7 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
                     *n += 1;
                 }
                 writer.join().unwrap();
-                assert!(next_from.values().all(|n| *n == MESSAGES));
+                assert!(next_from.values().all(|n| *n == messages));
                 (s, me)
             })
         })
@@ -198,10 +206,6 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
     let (s1, id1) = &mut rest[0];
     say(s1, "end");
     assert_eq!(next(s0), format!("{id1}: end"));
-
-    let stats = server.stop().unwrap();
-    assert_eq!(stats.frames, (CLIENTS * MESSAGES + 2) as u64);
-    assert_eq!(stats.closed(CloseReason::OutputCap), 0);
 }
 
 #[test]
@@ -226,4 +230,95 @@ fn a_reader_that_keeps_up_is_not_cut_off_by_one_burst_of_small_frames() {
         assert_eq!(got, format!("{id_talker}: ").as_bytes());
     }
     assert_eq!(server.stop().unwrap().closed(CloseReason::OutputCap), 0);
+}
+
+#[test]
+fn under_a_blast_readers_that_keep_reading_lose_nothing_and_a_never_reader_is_cut_off() {
+    // Ten senders pipeline as fast as they can; three readers parse frame by
+    // frame (two syscalls each, slower than the blast); one member never
+    // reads. Senders must feel their receivers: the readers lose nothing,
+    // and only the never-reader is cut off.
+    const SENDERS: usize = 10;
+    const MESSAGES: usize = 10_000;
+    let config = Config {
+        slow_reader_timeout: std::time::Duration::from_millis(500),
+        ..loopback_config()
+    };
+    let server = start(config, Chat::new());
+    let addr = server.addr();
+    let (_never_reads, id_never) = join(addr);
+    let mut readers: Vec<(TcpStream, String)> = (0..3).map(|_| join(addr)).collect();
+    let mut senders: Vec<(TcpStream, String)> = (0..SENDERS).map(|_| join(addr)).collect();
+    let last = senders.last().unwrap().1.clone();
+    for (s, me) in readers.iter_mut().chain(senders.iter_mut()) {
+        if *me != last {
+            while next(s) != format!("* {last} joined") {}
+        }
+    }
+    let sender_ids: Vec<String> = senders.iter().map(|(_, id)| id.clone()).collect();
+    let filler = "x".repeat(100);
+    let blasts: Vec<_> = senders
+        .into_iter()
+        .map(|(s, _)| {
+            let mut w = s.try_clone().unwrap();
+            let filler = filler.clone();
+            // Senders are members too: they read (and discard) what others say.
+            let mut drain = s;
+            let drainer = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut drain, &mut std::io::sink());
+            });
+            let writer = std::thread::spawn(move || {
+                let mut batch = Vec::new();
+                for m in 0..MESSAGES {
+                    batch.extend(frame(format!("{m} {filler}").as_bytes()));
+                    if batch.len() > 32 * 1024 {
+                        w.write_all(&batch).unwrap();
+                        batch.clear();
+                    }
+                }
+                w.write_all(&batch).unwrap();
+                w
+            });
+            (writer, drainer)
+        })
+        .collect();
+    let checks: Vec<_> = readers
+        .into_iter()
+        .map(|(mut s, me)| {
+            let ids = sender_ids.clone();
+            let filler = filler.clone();
+            let never = id_never.clone();
+            std::thread::spawn(move || {
+                let mut next_from: HashMap<String, usize> =
+                    ids.iter().map(|id| (id.clone(), 0)).collect();
+                let mut left = 0;
+                while next_from.values().any(|n| *n < MESSAGES) {
+                    let line = next(&mut s);
+                    if line.starts_with("* ") {
+                        assert_eq!(line, format!("* {never} left"), "to {me}");
+                        left += 1;
+                        continue;
+                    }
+                    let (from, text) = line.split_once(": ").expect("a message");
+                    let Some(n) = next_from.get_mut(from) else {
+                        continue; // another reader: readers say nothing here
+                    };
+                    assert_eq!(text, format!("{n} {filler}"), "from {from}, to {me}");
+                    *n += 1;
+                }
+                left
+            })
+        })
+        .collect();
+    for check in checks {
+        assert!(check.join().unwrap() <= 1, "a leaving is announced once");
+    }
+    let stats = server.handle().stats();
+    assert_eq!(stats.closed(CloseReason::SlowReader), 1, "{stats}");
+    assert_eq!(stats.closed(CloseReason::OutputCap), 0, "{stats}");
+    for (writer, drainer) in blasts {
+        let w = writer.join().unwrap();
+        w.shutdown(std::net::Shutdown::Both).unwrap();
+        drainer.join().unwrap();
+    }
 }

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,14 +15,20 @@ use frameloop::{Config, Handler, RunningServer};
 /// How long any single blocking read in a test may wait.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The defaults on 127.0.0.1:0, but for a short linger: a test that stops
+/// its server with clients still connected need not wait two seconds for
+/// their EOF.
 pub fn loopback_config() -> Config {
     Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
+        linger: Duration::from_millis(200),
+        ..Config::loopback()
     }
 }
 
-pub fn start<H: Handler + Send + 'static>(config: Config, handler: H) -> RunningServer {
+pub fn start<H: Handler + Send>(config: Config, handler: H) -> RunningServer
+where
+    H::Conn: Send,
+{
     let _ = env_logger::builder().is_test(true).try_init();
     frameloop::spawn(config, handler).expect("server starts")
 }
@@ -90,7 +97,12 @@ pub fn tagged(tag: u32, len: usize) -> Vec<u8> {
 
 /// Resident set size of this process, in KiB.
 pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    rss_kib_of(std::process::id())
+}
+
+/// Resident set size of process `pid`, in KiB.
+pub fn rss_kib_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -111,13 +123,54 @@ pub fn terminate(child: &Child) {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
 }
 
+/// A `frameloop serve` process, killed when dropped (a failing test leaves
+/// no server behind).
+pub struct ServerProcess(Child);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `frameloop serve` (optionally under `prlimit`), returns the child,
 /// its address, and a channel of its stderr lines.
 pub fn serve_process(
     prefix: &[&str],
     args: &[&str],
-) -> (Child, SocketAddr, mpsc::Receiver<String>) {
-    let bin = env!("CARGO_BIN_EXE_frameloop");
+) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
+    serve_binary(
+        Path::new(env!("CARGO_BIN_EXE_frameloop")),
+        prefix,
+        &[],
+        args,
+    )
+}
+
+/// Starts `BIN BEFORE.. serve --addr 127.0.0.1:0 ARGS..` (a program built on
+/// `frameloop::cli`, optionally under `prefix`), as [`serve_process`] does.
+pub fn serve_binary(
+    bin: &Path,
+    prefix: &[&str],
+    before: &[&str],
+    args: &[&str],
+) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
     let mut command = match prefix.split_first() {
         Some((program, rest)) => {
             let mut c = Command::new(program);
@@ -126,13 +179,21 @@ pub fn serve_process(
         }
         None => Command::new(bin),
     };
-    let mut child = command
+    command
+        .args(before)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn_server(command)
+}
+
+/// Spawns a server command whose stderr says `listening on ADDR`; returns
+/// it, that address and a channel of its stderr lines.
+pub fn spawn_server(mut command: Command) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = command
         .spawn()
-        .expect("spawn frameloop serve");
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", command.get_program()));
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -148,7 +209,7 @@ pub fn serve_process(
                 .map(|a| a.trim().parse().unwrap())
         })
         .expect("a 'listening on' line");
-    (child, addr, rx)
+    (ServerProcess(child), addr, rx)
 }
 
 pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {

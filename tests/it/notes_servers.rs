@@ -10,46 +10,33 @@
 //! client wait for the first, the others serve many clients at once, the
 //! busy loop spins with nothing to do while the reactor sleeps.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Barrier, mpsc};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
 use crate::common::*;
-use crate::examples::{Running, START_LIMIT, example};
+use crate::examples::example;
 
 /// Payload sizes every server must echo: empty, one byte, the bench's
 /// default, a page, and two larger than one 64 KiB read.
 const SIZES: [usize; 6] = [0, 1, 64, 4096, 65_537, 200_000];
 
-/// Starts example `name` on 127.0.0.1:0 and returns it with its address.
-fn start(name: &str) -> (Running, SocketAddr) {
-    let child = Command::new(example(name))
+/// How long a server refusing its flags may take to exit.
+const EXIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Starts example `name` on 127.0.0.1:0 and returns it (killed when
+/// dropped) with the address from its `listening on` line.
+fn start(name: &str) -> (ServerProcess, SocketAddr) {
+    let mut command = Command::new(example(name));
+    command
         .args(["--addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run example {name}: {e}"));
-    let mut running = Running(child);
-    let stderr = running.0.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut lines = BufReader::new(stderr);
-        let mut first = String::new();
-        let _ = lines.read_line(&mut first);
-        let _ = tx.send(first);
-        // Keep reading, so the server never blocks on a full pipe.
-        let _ = std::io::copy(&mut lines, &mut std::io::sink());
-    });
-    let first = rx.recv_timeout(START_LIMIT).unwrap_or_default();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{name} printed {first:?} instead of `listening on ADDR`"));
-    (running, addr)
+        .stderr(Stdio::piped());
+    let (server, addr, _stderr) = spawn_server(command);
+    (server, addr)
 }
 
 /// Every size in turn; three frames in one write (sticky packets); one frame
@@ -235,10 +222,10 @@ fn busy_loop_spins_with_idle_clients_while_tiny_reactor_sleeps() {
         .flat_map(|_| [connect(busy_addr), connect(tiny_addr)])
         .collect();
     thread::sleep(Duration::from_millis(200));
-    let (busy0, tiny0) = (cpu_ticks(busy.0.id()), cpu_ticks(tiny.0.id()));
+    let (busy0, tiny0) = (cpu_ticks(busy.id()), cpu_ticks(tiny.id()));
     thread::sleep(Duration::from_secs(1));
-    let spun = cpu_ticks(busy.0.id()) - busy0;
-    let slept = cpu_ticks(tiny.0.id()) - tiny0;
+    let spun = cpu_ticks(busy.id()) - busy0;
+    let slept = cpu_ticks(tiny.id()) - tiny0;
     // Alone, the busy loop takes a whole core (100 ticks a second). The
     // bound is low because tests and other work share the machine.
     assert!(spun >= 10, "the busy loop used only {spun} ticks in 1 s");
@@ -254,7 +241,7 @@ fn notes_servers_refuse_a_bad_address_in_one_line_and_exit_2() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let status = wait_with_limit(&mut child, START_LIMIT);
+        let status = wait_with_limit(&mut child, EXIT_LIMIT);
         let mut stderr = String::new();
         child
             .stderr

@@ -76,16 +76,6 @@ fn assert_success(out: &Output) {
     );
 }
 
-/// A server process, killed when the test ends (pass or fail).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A file in the temp directory, removed when dropped.
 struct TempFile(PathBuf);
 
@@ -132,7 +122,7 @@ fn python_framed_client_exits_nonzero_when_a_reply_differs() {
 #[test]
 fn python_hmac_client_authenticates_and_a_wrong_key_is_told_so() {
     let config = Config {
-        key: Some(KEY.as_bytes().to_vec()),
+        key: Some(frameloop::Key::new(KEY.as_bytes().to_vec()).unwrap()),
         ..loopback_config()
     };
     let server = start(config, Echo);
@@ -174,7 +164,7 @@ fn python_client_reads_key_files_exactly_as_load_key_does() {
         let mut contents = KEY.as_bytes().to_vec();
         contents.extend_from_slice(ending);
         let key_file = TempFile::new(&format!("py-key-ending-{i}"), &contents);
-        let key = frameloop::auth::load_key(&key_file.0).unwrap();
+        let key = frameloop::Key::from_file(&key_file.0).unwrap();
         let server = start(
             Config {
                 key: Some(key),
@@ -211,9 +201,40 @@ fn python_udp_client_gets_its_datagram_upper_cased() {
 }
 
 #[test]
+fn python_udp_client_seals_its_datagram_for_a_keyed_server() {
+    let key = TempFile::new("py-udp-key", format!("{KEY}\n").as_bytes());
+    let config = Config {
+        udp: true,
+        key: Some(frameloop::Key::new(KEY.as_bytes().to_vec()).unwrap()),
+        ..loopback_config()
+    };
+    let server = start(config, Upper);
+    let port = server.addr().port().to_string();
+    let out = script(
+        "udp_client.py",
+        &[
+            "--port",
+            &port,
+            "--key-file",
+            key.path(),
+            "--message",
+            "sealed",
+        ],
+    );
+    assert_success(&out);
+    assert_eq!(stdout(&out), "b'SEALED'\n");
+    // Without the key, the same server answers nothing, and says why not.
+    let out = script("udp_client.py", &["--port", &port, "--timeout", "0.3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does it use --key-file?"));
+    let stats = server.stop().unwrap();
+    assert_eq!((stats.datagrams, stats.datagrams_forged), (2, 1));
+}
+
+#[test]
 fn the_notes_udp_client_works_unchanged_against_serve_udp_with_upper() {
     let (serve, addr, _log) = serve_process(&[], &["--udp", "--handler", "upper"]);
-    let _serve = KillOnDrop(serve);
+    let _serve = serve; // killed on drop
     // The notes' client, byte for byte, but for the port the server got.
     let notes_client = "import socket\n\
                         sk = socket.socket(type = socket.SOCK_DGRAM)\n\

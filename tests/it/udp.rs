@@ -18,17 +18,10 @@ fn udp_socket(server: SocketAddr) -> UdpSocket {
     s
 }
 
-/// A server process, killed when the test ends (pass or fail).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_udp<H: Handler + Send + 'static>(handler: H) -> RunningServer {
+fn start_udp<H: Handler + Send>(handler: H) -> RunningServer
+where
+    H::Conn: Send,
+{
     let config = Config {
         udp: true,
         ..loopback_config()
@@ -75,13 +68,13 @@ fn a_65507_byte_datagram_round_trips_whole() {
 }
 
 #[test]
-fn an_empty_reply_sends_nothing_and_the_next_datagram_is_answered() {
-    // Echo of an empty datagram is empty, and an empty reply means "no reply".
+fn an_empty_datagram_is_echoed_as_an_empty_datagram_like_an_empty_frame() {
     let server = start_udp(Echo);
     let sk = udp_socket(server.addr());
     sk.send_to(b"", server.addr()).unwrap();
     sk.send_to(b"after", server.addr()).unwrap();
     let mut buf = [0u8; 64];
+    assert_eq!(sk.recv(&mut buf).unwrap(), 0, "an empty reply first");
     let n = sk.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"after");
     let stats = server.stop().unwrap();
@@ -195,11 +188,53 @@ fn frameloop_client_udp_prints_each_reply() {
 #[test]
 fn frameloop_serve_udp_answers_on_its_tcp_port() {
     let (serve, addr, _log) = serve_process(&[], &["--udp", "--handler", "upper"]);
-    let _serve = KillOnDrop(serve);
+    let _serve = serve; // killed on drop
     let sk = udp_socket(addr);
     sk.send_to(b"cli", addr).unwrap();
     let mut buf = [0u8; 64];
     let n = sk.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"CLI");
     assert_eq!(echo(&mut connect(addr), b"tcp"), b"TCP");
+}
+
+/// Relays each datagram to the first TCP connection, and answers the
+/// datagram with "relayed".
+#[derive(Default)]
+struct DatagramToTcp {
+    first: Option<frameloop::ConnId>,
+}
+
+impl Handler for DatagramToTcp {
+    type Conn = ();
+    fn on_open(&mut self, ctx: &mut frameloop::Ctx<'_, Self>) {
+        self.first.get_or_insert(ctx.id());
+    }
+    fn on_frame(&mut self, ctx: &mut frameloop::Ctx<'_, Self>, payload: &[u8]) {
+        ctx.send(payload);
+    }
+    fn on_datagram(&mut self, ctx: &mut frameloop::DatagramCtx<'_, Self>, payload: &[u8]) {
+        if let Some(first) = self.first {
+            ctx.send_to(first, payload);
+        }
+        ctx.reply(b"relayed");
+    }
+}
+
+#[test]
+fn a_datagram_hook_sending_to_a_connection_writes_its_frame_not_the_datagram_reply() {
+    let server = start_udp(DatagramToTcp::default());
+    let mut tcp = connect(server.addr());
+    assert_eq!(echo(&mut tcp, b"here"), b"here");
+    let sk = udp_socket(server.addr());
+    for i in 0..20u32 {
+        sk.send_to(&tagged(i, 40), server.addr()).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    for _ in 0..20 {
+        let n = sk.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"relayed");
+    }
+    for i in 0..20u32 {
+        assert_eq!(read_frame(&mut tcp).unwrap(), tagged(i, 40));
+    }
 }

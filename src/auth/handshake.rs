@@ -1,4 +1,4 @@
-//! HMAC-SHA256 challenge-response: proving a client knows the shared key.
+//! The TCP handshake: HMAC-SHA256 challenge-response when a connection opens.
 //!
 //! ```text
 //!   client                                   server
@@ -11,25 +11,20 @@
 //! ```
 //! Python: `hmac.new(key, challenge, hashlib.sha256).digest()`.
 //!
-//! This module owns the handshake state of one connection ([`Handshake`]),
-//! the keyed MAC ([`Authenticator`]), key files, and the client's answer. It
-//! never touches a socket: the reactor feeds it bytes and acts on the verdict.
-//! It authenticates the client only, once; it neither encrypts nor protects
-//! the frames that follow, nor proves the server to the client.
+//! The server's side is `Handshake` (one connection's challenge and the
+//! answer so far) checked by an `Authenticator`; the client's side is
+//! [`answer_challenge`]. Both sides, the reactor and every client, use this
+//! one implementation.
 
 use std::io::{self, Read, Write};
-use std::path::Path;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::config::CHALLENGE_LEN;
-use crate::error::Error;
+use crate::timer::Stamp;
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The shortest key accepted: the hash output size (RFC 2104 advises no less).
-pub const MIN_KEY_LEN: usize = 32;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// The server's keyed MAC, set up once and cloned per verification (cloning
 /// skips re-hashing the key).
@@ -46,6 +41,11 @@ impl Authenticator {
         }
     }
 
+    /// The keyed MAC, ready for input (cloning skips re-hashing the key).
+    pub fn mac(&self) -> HmacSha256 {
+        self.mac.clone()
+    }
+
     /// Whether `answer` is HMAC(key, challenge), compared in constant time.
     pub fn verify(&self, challenge: &[u8], answer: &[u8]) -> bool {
         let mut mac = self.mac.clone();
@@ -54,10 +54,18 @@ impl Authenticator {
     }
 }
 
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticator(redacted)")
+    }
+}
+
 /// One connection's handshake in progress: the challenge sent, and the part
 /// of the answer received so far (it may arrive a byte at a time).
 #[derive(Debug)]
 pub(crate) struct Handshake {
+    /// The answer must be complete by then.
+    deadline: Stamp,
     challenge: [u8; CHALLENGE_LEN],
     answer: [u8; CHALLENGE_LEN],
     received: usize,
@@ -65,14 +73,19 @@ pub(crate) struct Handshake {
 
 impl Handshake {
     /// A handshake with a fresh challenge from the OS random source.
-    pub fn new() -> std::io::Result<Handshake> {
+    pub fn new(deadline: Stamp) -> io::Result<Handshake> {
         let mut challenge = [0u8; CHALLENGE_LEN];
-        getrandom::fill(&mut challenge).map_err(std::io::Error::other)?;
+        getrandom::fill(&mut challenge).map_err(io::Error::other)?;
         Ok(Handshake {
+            deadline,
             challenge,
             answer: [0; CHALLENGE_LEN],
             received: 0,
         })
+    }
+
+    pub fn deadline(&self) -> Stamp {
+        self.deadline
     }
 
     pub fn challenge(&self) -> &[u8] {
@@ -113,30 +126,6 @@ pub fn answer_challenge(stream: &mut (impl Read + Write), key: &[u8]) -> io::Res
     stream.write_all(&answer(key, &challenge))
 }
 
-/// Reads a key file: its bytes, less one trailing `\n` or `\r\n`.
-///
-/// Refuses files it cannot read and keys shorter than [`MIN_KEY_LEN`].
-pub fn load_key(path: &Path) -> Result<Vec<u8>, Error> {
-    let mut key = std::fs::read(path).map_err(|e| Error::KeyFile(path.to_path_buf(), e))?;
-    if key.ends_with(b"\r\n") {
-        key.truncate(key.len() - 2);
-    } else if key.ends_with(b"\n") {
-        key.truncate(key.len() - 1);
-    }
-    if key.len() < MIN_KEY_LEN {
-        return Err(Error::KeyTooShort(path.to_path_buf(), key.len()));
-    }
-    Ok(key)
-}
-
-/// A fresh key as 64 hex characters (32 random bytes), for `frameloop keygen`.
-/// The key is the text itself: the 64 ASCII bytes, as a file read gives them.
-pub fn generate_key() -> std::io::Result<String> {
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +145,8 @@ mod tests {
     fn answer_arriving_in_pieces_is_verified_once_complete() {
         let key = [7u8; 32];
         let auth = Authenticator::new(&key);
-        let mut hs = Handshake::new().unwrap();
+        let mut hs =
+            Handshake::new(crate::timer::Clock::start().stamp(std::time::Instant::now())).unwrap();
         let right = answer(&key, hs.challenge());
         assert_eq!(hs.take_answer(&right[..31]), 31);
         assert_eq!(hs.verdict(&auth), None);
@@ -169,33 +159,10 @@ mod tests {
     #[test]
     fn wrong_key_is_refused() {
         let auth = Authenticator::new(&[1u8; 32]);
-        let mut hs = Handshake::new().unwrap();
+        let mut hs =
+            Handshake::new(crate::timer::Clock::start().stamp(std::time::Instant::now())).unwrap();
         let wrong = answer(&[2u8; 32], hs.challenge());
         hs.take_answer(&wrong);
         assert_eq!(hs.verdict(&auth), Some(false));
-    }
-
-    #[test]
-    fn key_file_loses_one_trailing_newline_and_must_be_long_enough() {
-        let dir = std::env::temp_dir().join(format!("frameloop-key-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("key");
-        std::fs::write(&path, format!("{}\r\n", "k".repeat(32))).unwrap();
-        assert_eq!(load_key(&path).unwrap(), vec![b'k'; 32]);
-        std::fs::write(&path, format!("{}\n", "k".repeat(31))).unwrap();
-        assert!(matches!(load_key(&path), Err(Error::KeyTooShort(_, 31))));
-        assert!(matches!(
-            load_key(&dir.join("missing")),
-            Err(Error::KeyFile(..))
-        ));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn generated_keys_are_64_hex_chars_and_differ() {
-        let a = generate_key().unwrap();
-        assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(a, generate_key().unwrap());
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::alone;
 use crate::common::*;
 use frameloop::Echo;
 
@@ -46,10 +47,13 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-fn soak(connections: usize, threads: usize, duration: Duration) {
+fn soak(connections: usize, threads: usize, duration: Duration, reactors: usize) {
+    let _alone = alone();
     let fds_before = open_fds();
     let rss_before = rss_kib();
-    let server = start(loopback_config(), Echo);
+    let server = frameloop::Server::bind_each(loopback_config(), reactors, |_| Echo)
+        .and_then(frameloop::RunningServer::start)
+        .expect("server starts");
     let addr = server.addr();
     let stop = Arc::new(AtomicBool::new(false));
     let echoed = Arc::new(AtomicU64::new(0));
@@ -153,11 +157,21 @@ fn read_frame_after(s: &mut std::net::TcpStream, wire: &[u8]) -> Vec<u8> {
 
 #[test]
 fn soak_fast_1000_connections_with_churn_and_resets() {
-    soak(1000, 8, Duration::from_secs(3));
+    soak(1000, 8, Duration::from_secs(3), 1);
+}
+
+#[test]
+fn soak_fast_on_two_reactors() {
+    soak(1000, 8, Duration::from_secs(2), 2);
+}
+
+#[test]
+fn soak_fast_on_four_reactors() {
+    soak(1000, 8, Duration::from_secs(2), 4);
 }
 
 #[test]
 #[ignore = "long soak: run with --ignored"]
 fn soak_long_1000_connections_for_a_minute() {
-    soak(1000, 8, Duration::from_secs(60));
+    soak(1000, 8, Duration::from_secs(60), 1);
 }

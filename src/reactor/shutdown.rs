@@ -1,0 +1,45 @@
+//! Graceful shutdown: stop accepting, answer what already arrived, flush,
+//! say goodbye properly, and stop.
+
+use std::time::Instant;
+
+use log::info;
+
+use super::{Accepting, Due, Reactor};
+use crate::connection::ConnId;
+use crate::handler::Handler;
+use crate::stats::CloseReason;
+
+impl<H: Handler> Reactor<H> {
+    /// Stops accepting; takes in what every connection already sent (even
+    /// past high-water: each frame that fully arrived gets its reply); then
+    /// closes every connection gracefully: replies flushed, write side shut,
+    /// the peer's EOF awaited. Whatever is left at `shutdown_timeout` is
+    /// closed at once, so a peer that never reads cannot hold the server.
+    pub(super) fn begin_shutdown(&mut self) {
+        info!(
+            "shutting down: flushing {} connections (at most {:?})",
+            self.conns.len(),
+            self.config.shutdown_timeout
+        );
+        let deadline = self.now.after(self.config.shutdown_timeout);
+        self.shutdown = Some(deadline);
+        self.timers.schedule(deadline, Due::Shutdown);
+        self.accepting = Accepting::No;
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        self.stop_datagrams();
+
+        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        for id in ids {
+            let now = self.now;
+            if let Some(conn) = self.lookup(id) {
+                conn.resume(now); // paused or not, take in what arrived
+            }
+            // Read until the kernel has nothing more (a short read), within
+            // the shutdown deadline: settling never pauses during shutdown.
+            while self.read(id) && self.clock.stamp(Instant::now()) < deadline {}
+            self.begin_close(id, CloseReason::Shutdown);
+            self.settle(id);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Tests that measure the whole test process (its memory, its descriptors)
+//! or how long something takes: they must not share the machine with other
+//! tests. This binary runs after or before the others (cargo runs test
+//! binaries one at a time), and its tests take turns: each holds `ALONE`.
+
+#[path = "../it/common.rs"]
+mod common;
+mod soak;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use frameloop::Echo;
+
+/// Held by each test for its whole run.
+pub static ALONE: Mutex<()> = Mutex::new(());
+
+/// Takes the turn (a test that failed while holding it poisoned nothing
+/// the next one needs).
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+const FRAME: usize = 64 * 1024;
+
+/// Frame `i` of the backpressure stream: its index, then a fill byte.
+fn numbered_frame(i: u32, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&(FRAME as u32).to_be_bytes());
+    buf.extend_from_slice(&i.to_be_bytes());
+    buf.resize(4 + FRAME, i as u8);
+}
+
+#[test]
+fn a_client_that_sends_a_gibibyte_without_reading_leaves_memory_flat() {
+    let _alone = alone();
+    let server = start(loopback_config(), Echo);
+    let frames = (1u32 << 30) / FRAME as u32; // 1 GiB
+    let hog = connect(server.addr());
+    let mut hog_writer = hog.try_clone().unwrap();
+    let writing = std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(FRAME + 4);
+        for i in 0..frames {
+            numbered_frame(i, &mut buf);
+            hog_writer.write_all(&buf).unwrap();
+        }
+    });
+
+    // The hog fills every buffer on the way and the server stops reading it.
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_stalled = rss_kib();
+    std::thread::sleep(Duration::from_secs(1));
+    let growth = rss_kib().saturating_sub(rss_stalled);
+    assert!(
+        growth < 16 * 1024,
+        "server memory grew {growth} KiB while stalled"
+    );
+    assert!(
+        !writing.is_finished(),
+        "the server must have stopped reading"
+    );
+
+    // Others are served meanwhile.
+    let mut other = connect(server.addr());
+    for i in 0..100 {
+        let p = tagged(i, 100);
+        assert_eq!(echo(&mut other, &p), p);
+    }
+
+    // When it finally reads, every frame comes back, in order.
+    let mut reader = hog;
+    let mut got = vec![0u8; FRAME + 4];
+    let mut want = Vec::with_capacity(FRAME + 4);
+    for i in 0..frames {
+        reader.read_exact(&mut got).unwrap();
+        numbered_frame(i, &mut want);
+        assert!(got == want, "frame {i} differs");
+    }
+    writing.join().unwrap();
+    let peak_growth = rss_kib().saturating_sub(rss_stalled);
+    assert!(
+        peak_growth < 16 * 1024,
+        "memory grew {peak_growth} KiB overall"
+    );
+    assert!(server.stop().unwrap().read_pauses > 0);
+}
+
+#[test]
+fn one_streaming_connection_does_not_starve_a_hundred_ping_pong_clients() {
+    let _alone = alone();
+    let server = start(loopback_config(), Echo);
+    let addr = server.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let streamer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut s = connect(addr);
+            let mut r = s.try_clone().unwrap();
+            let drain = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 20];
+                while r.read(&mut buf).is_ok_and(|n| n > 0) {}
+            });
+            let big = frame(&vec![1u8; 256 * 1024]);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if s.write_all(&big).is_err() {
+                    break;
+                }
+            }
+            // Half-close: the server flushes, closes, and the drain sees EOF.
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let _ = drain.join();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+
+    let pingers: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut conns: Vec<TcpStream> = (0..25).map(|_| connect(addr)).collect();
+                let mut latencies = Vec::new();
+                for round in 0..40u32 {
+                    for (i, s) in conns.iter_mut().enumerate() {
+                        let p = tagged(t * 1000 + i as u32 + round, 32);
+                        let start = Instant::now();
+                        assert_eq!(echo(s, &p), p);
+                        latencies.push(start.elapsed());
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = pingers
+        .into_iter()
+        .flat_map(|p| p.join().unwrap())
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    streamer.join().unwrap();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!(
+        "ping-pong p99 next to a streamer: {p99:?} over {} requests",
+        latencies.len()
+    );
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    assert!(server.stop().unwrap().fairness_deferrals > 0);
+}
