@@ -270,6 +270,15 @@ def perf_counts(pid, seconds):
             counts[parts[2]] = int(parts[0])
     return counts.get(events[0]), counts.get(events[1])
 
+def connect_errors(report):
+    """Connections the bench could not open (refused or timed out), from its
+    JSON report, whichever way the version at hand spells them."""
+    total = 0
+    for section in ("setup_errors", "errors"):
+        e = report.get(section) or {}
+        total += e.get("connect", 0) + e.get("refused", 0) + e.get("connect_timeout", 0)
+    return total
+
 def load(kind, conns, idle=0):
     """`frameloop bench` with `conns` connections, depth 1, 64-byte frames,
     after `idle` connections that never send were opened."""
@@ -320,7 +329,7 @@ def load(kind, conns, idle=0):
         res = {"msgs": rate,
                "cpu_us": (t1 - t0) / TICK * 1e6 / msgs if msgs > 0 else None,
                "cpu_pct": (t1 - t0) / TICK / (w1 - w0) * 100,
-               "connect_errors": r["errors"]["connect"]}
+               "connect_errors": connect_errors(r)}
         if sys_calls is not None and rate > 0:
             res["sys"] = sys_calls / (rate * window)
             res["cs"] = switches / (rate * window)
