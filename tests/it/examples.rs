@@ -13,7 +13,7 @@ use crate::common::*;
 /// `target/<profile>/examples/NAME`. Cargo builds the examples for a whole
 /// `cargo test` (not for `cargo test --test examples` alone), next to the
 /// `deps/` directory this test binary runs from.
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/examples-…
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let path = profile_dir.join("examples").join(name);

@@ -14,6 +14,7 @@ mod closing;
 mod examples;
 mod limits;
 mod memory;
+mod notes_servers;
 mod observe;
 mod process;
 mod python_clients;
