@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -252,4 +252,32 @@ pub fn python(script: &str, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("python3 is needed for this test (.ci/run installs it): {e}"))
+}
+
+/// `target/<profile>/examples/NAME`. Cargo builds the examples for a whole
+/// `cargo test` (not for `cargo test --test examples` alone), next to the
+/// `deps/` directory this test binary runs from.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/examples-…
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the whole `cargo test` (or `cargo build --examples` first)",
+        path.display()
+    );
+    path
+}
+
+/// CPU time (user + system) used so far by process `pid`, in clock ticks
+/// (1/100 s on Linux).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }

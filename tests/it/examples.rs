@@ -3,27 +3,11 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::common::*;
-
-/// `target/<profile>/examples/NAME`. Cargo builds the examples for a whole
-/// `cargo test` (not for `cargo test --test examples` alone), next to the
-/// `deps/` directory this test binary runs from.
-pub(crate) fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/examples-…
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run the whole `cargo test` (or `cargo build --examples` first)",
-        path.display()
-    );
-    path
-}
 
 /// Starts example `name` (built on `frameloop::cli`) as `NAME BEFORE.. serve
 /// --addr 127.0.0.1:0 ARGS..`.

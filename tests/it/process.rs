@@ -7,14 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// CPU time (user + system) the process used, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[test]
 fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
     let (mut server, addr, lines) = serve_process(&[], &["--shutdown-timeout", "5s"]);
