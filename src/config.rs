@@ -99,6 +99,9 @@ pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// "never" in practice, and `Instant` arithmetic near its limits overflows.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// The largest mailbox: a million messages' slots (24 MiB) per reactor.
+pub const MAX_MAILBOX: usize = 1 << 20;
+
 /// The shortest stats interval: more often would drown the log.
 pub const MIN_STATS_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -236,8 +239,11 @@ impl Config {
                 );
             }
         }
-        if self.mailbox_capacity == 0 {
-            return refuse("mailbox-capacity", "must be at least 1");
+        if !(1..=MAX_MAILBOX).contains(&self.mailbox_capacity) {
+            return refuse(
+                "mailbox-capacity",
+                format!("must be between 1 and {MAX_MAILBOX} (its slots are allocated up front)"),
+            );
         }
         Ok(())
     }

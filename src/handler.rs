@@ -134,7 +134,7 @@ pub struct LoopCtx<'a, H: Handler> {
     pub(crate) conns: &'a mut Slab<Connection<H::Conn>>,
     /// Connections given output by `send_to`, for the reactor to flush.
     pub(crate) touched: &'a mut Vec<ConnId>,
-    /// Connections a handler asked to close with [`LoopCtx::close`].
+    /// Connections a handler asked to close with [`LoopCtx::close_conn`].
     pub(crate) closes: &'a mut Vec<ConnId>,
     pub(crate) timers: &'a mut Timers<Due>,
     pub(crate) handler_timers: &'a mut HandlerTimers,
@@ -329,11 +329,11 @@ impl<H: Handler> LoopCtx<'_, H> {
     /// Closes connection `id` gracefully, as if its own handler had called
     /// [`Ctx::close`]: what was sent to it is written first. Returns `false`
     /// if it is gone already.
-    pub fn close(&mut self, id: ConnId) -> bool {
+    pub fn close_conn(&mut self, id: ConnId) -> bool {
         if id.reactor() != self.reactor {
             return self
                 .post_to(id.reactor(), move |_, ctx| {
-                    ctx.close(id);
+                    ctx.close_conn(id);
                 })
                 .is_ok();
         }

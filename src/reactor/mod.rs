@@ -128,7 +128,7 @@ pub(crate) struct Reactor<H: Handler> {
     ready: VecDeque<ConnId>,
     /// Connections a hook sent to: they are written when the hook returns.
     touched: Vec<ConnId>,
-    /// Connections a hook asked to close with `LoopCtx::close`.
+    /// Connections a hook asked to close with `LoopCtx::close_conn`.
     closes: Vec<ConnId>,
     /// Connections not read because a connection they send to is over
     /// high-water: read again when a congested receiver drains.
@@ -256,7 +256,7 @@ impl<H: Handler> Reactor<H> {
             seen_relief: 0,
             inbox_stalled: false,
             handler,
-            handler_timers: HandlerTimers::default(),
+            handler_timers: HandlerTimers::new(index),
             peers: vec![mailbox.clone()],
             mailbox,
             inbox,

@@ -238,7 +238,7 @@ impl<H: Handler> Reactor<H> {
         self.settle_touched();
     }
 
-    /// Closes the connections hooks asked to close with `LoopCtx::close`.
+    /// Closes the connections hooks asked to close with `LoopCtx::close_conn`.
     pub(super) fn close_requested(&mut self) {
         while let Some(id) = self.closes.pop() {
             self.begin_close(id, CloseReason::Handler);
