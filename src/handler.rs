@@ -139,12 +139,12 @@ pub struct LoopCtx<'a, H: Handler> {
     pub(crate) timers: &'a mut Timers<Due>,
     pub(crate) handler_timers: &'a mut HandlerTimers,
     /// Every reactor's mailbox, this one's included, by index.
-    pub(crate) peers: &'a [Mailbox<H>],
+    pub(crate) peers: &'a Vec<Mailbox<H>>,
     /// The connection whose hook is running, and the reactor's reply
     /// buffer for it: sending to it is replying.
     pub(crate) own: Option<(ConnId, &'a mut Vec<u8>)>,
-    /// Which reactors have a congested receiver.
-    pub(crate) congested: &'a [std::sync::atomic::AtomicBool],
+    /// What the reactors share: which of them have a congested receiver.
+    pub(crate) shared: &'a crate::reactor::Shared,
     /// Set when this hook posted to one of them: its sender is held back.
     pub(crate) held_back: &'a mut bool,
 }
@@ -170,6 +170,7 @@ impl<H: Handler> LoopCtx<'_, H> {
     ) -> Result<(), Refused<H>> {
         if reactor != self.reactor
             && self
+                .shared
                 .congested
                 .get(reactor)
                 .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
@@ -506,8 +507,10 @@ impl<H: Handler> Ctx<'_, H> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_with(&mut self, write: impl FnOnce(&mut PayloadWriter<'_>)) {
-        let id = self.id;
-        self.lp.send_to_with(id, write);
+        // Straight into the reply buffer (this is echo's path).
+        if let Some((_, reply)) = &mut self.lp.own {
+            append_message(self.lp.codec, reply, write);
+        }
     }
 
     /// Closes this connection once the replies written so far are flushed.

@@ -41,7 +41,7 @@ macro_rules! loop_ctx {
             handler_timers: &mut $reactor.handler_timers,
             peers: &$reactor.peers,
             own: $own,
-            congested: &$reactor.shared.congested,
+            shared: &$reactor.shared,
             held_back: &mut $reactor.held_back,
         }
     };

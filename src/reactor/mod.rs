@@ -170,6 +170,8 @@ pub(crate) struct Reactor<H: Handler> {
     now: Stamp,
     /// The same, as an `Instant`.
     woke_at: Instant,
+    /// When the gauges were last published.
+    gauged_at: Stamp,
     /// Turns `Instant`s into stamps and back.
     clock: Clock,
     /// Every deadline the loop waits for besides sockets.
@@ -265,6 +267,7 @@ impl<H: Handler> Reactor<H> {
             reply: Vec::new(),
             buffered: 0,
             now,
+            gauged_at: now,
             woke_at,
             clock,
             timers,
@@ -328,7 +331,7 @@ impl<H: Handler> Reactor<H> {
             self.read_ready_list();
             self.serve_backlogs();
             self.fire_due_timers();
-            self.counters.gauges(self.buffered, self.timers.len());
+            self.update_gauges();
             if let Some(watch) = watch {
                 self.end_turn(watch, &events);
             }
@@ -359,6 +362,15 @@ impl<H: Handler> Reactor<H> {
             return Some(Duration::ZERO);
         }
         self.timers.next_deadline().map(|at| at.since(self.now))
+    }
+
+    /// Publishes the gauges (buffered bytes, timer entries) for handles to
+    /// read: at most once per millisecond of loop time, not every turn.
+    fn update_gauges(&mut self) {
+        if self.gauged_at != self.now {
+            self.gauged_at = self.now;
+            self.counters.gauges(self.buffered, self.timers.len());
+        }
     }
 
     /// Work a full batch left for the next turn: connects, datagrams, messages.

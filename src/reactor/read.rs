@@ -45,7 +45,9 @@ impl<H: Handler> Reactor<H> {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut full = false;
         self.tally.reads += 1;
-        let mark = self.recorder.is_some().then(Instant::now);
+        // One look at whether a recording runs, for this read's three spans.
+        let recording = self.recorder.is_some();
+        let mark = recording.then(Instant::now);
         let result = read_once(&mut conn.stream, &mut buf);
         // Inline, not `self.spanned`: `conn` still borrows the slab.
         if let (Some(recorder), Some(start)) = (&mut self.recorder, mark) {
@@ -72,9 +74,9 @@ impl<H: Handler> Reactor<H> {
                         // Input thrown away does not keep a closing
                         // connection alive: only its reading does.
                         conn.last_active = self.now;
-                        let mark = self.mark();
+                        let mark = recording.then(Instant::now);
                         self.dispatch(id, &buf[..n]);
-                        if mark.is_some() {
+                        if recording {
                             self.spanned(SpanKind::Dispatch, Some(id), mark);
                         }
                     }
@@ -94,9 +96,9 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.read_buf = buf;
-        let mark = self.mark();
+        let mark = recording.then(Instant::now);
         self.settle(id);
-        if mark.is_some() {
+        if recording {
             self.spanned(SpanKind::Write, Some(id), mark);
         }
         full

@@ -71,6 +71,7 @@ impl<H: Handler> Reactor<H> {
 
         // Closing: once flushed, close (the peer's EOF was read), or shut the
         // write side and linger until it comes.
+        let mut lingers = false;
         if conn.closing().is_some() && pending == 0 {
             if conn.can_close_now() {
                 return self.finish(id);
@@ -80,15 +81,12 @@ impl<H: Handler> Reactor<H> {
                     debug!("{}: shutdown failed: {e}", conn.peer);
                     return self.abort(id, CloseReason::Reset);
                 }
-                self.arm(id);
+                lingers = true;
             }
         }
 
         // Backpressure: a peer that does not read its replies stops being
         // read (except during shutdown, when what arrived is taken in).
-        let Some(conn) = lookup(&mut self.conns, id) else {
-            return;
-        };
         let mut resume = false;
         match conn.paused() {
             None if conn.is_open()
@@ -120,7 +118,18 @@ impl<H: Handler> Reactor<H> {
         if relieved {
             conn.congested_since = None;
         }
-        self.account(id);
+        // The server-wide budget: what this connection holds now replaces
+        // what it held when last counted.
+        let holds = conn.buffered();
+        self.buffered = self.buffered + holds - conn.accounted;
+        conn.accounted = holds;
+
+        if lingers {
+            self.arm(id); // the linger deadline
+        }
+        if self.buffered > self.budget {
+            self.over_budget();
+        }
         if resume {
             self.mark_ready(id);
         }
@@ -305,20 +314,6 @@ impl<H: Handler> Reactor<H> {
         }
         self.descriptor_freed();
         self.compact_timers();
-    }
-
-    /// Updates the server-wide count of buffered bytes with this
-    /// connection's, and enforces the budget.
-    fn account(&mut self, id: ConnId) {
-        let Some(conn) = lookup(&mut self.conns, id) else {
-            return;
-        };
-        let now_holds = conn.buffered();
-        self.buffered = self.buffered + now_holds - conn.accounted;
-        conn.accounted = now_holds;
-        if self.buffered > self.budget {
-            self.over_budget();
-        }
     }
 
     /// Buffers hold more than the budget: disconnect the connections holding
