@@ -7,7 +7,8 @@
 //! ```
 //!
 //! ```text
-//! "job <ms> <data>"  ->  "done <data>", after <ms> of work on a worker thread
+//! "job <ms> <data>"  ->  "done <data>", after <ms> (at most 60,000) of work
+//!                        on a worker thread; "ERR busy" if 1,024 wait already
 //! "stats"            ->  "done N dropped M": jobs answered, and results whose
 //!                        client had left by the time they were ready
 //! anything else      ->  echoed at once, however many jobs are running
@@ -29,19 +30,26 @@ use frameloop::{Ctx, Handler, PostError};
 /// Worker threads: enough to run many sleeping jobs at once.
 const WORKERS: usize = 32;
 
+/// Jobs waiting for a worker, at most; more are refused ("ERR busy"): the
+/// queue, like every queue here, is bounded.
+const QUEUE: usize = 1024;
+
+/// The longest job accepted.
+const LONGEST: u64 = 60_000;
+
 /// Work for a worker thread.
 type Job = Box<dyn FnOnce() + Send>;
 
 struct Offload {
     /// Where jobs go; the workers take them from the other end.
-    pool: mpsc::Sender<Job>,
+    pool: mpsc::SyncSender<Job>,
     done: u64,
     dropped: u64,
 }
 
 impl Offload {
     fn new() -> Offload {
-        let (pool, jobs) = mpsc::channel::<Job>();
+        let (pool, jobs) = mpsc::sync_channel::<Job>(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         for _ in 0..WORKERS {
             let jobs = jobs.clone();
@@ -82,11 +90,12 @@ impl Handler for Offload {
         let Some(millis) = std::str::from_utf8(millis)
             .ok()
             .and_then(|m| m.parse().ok())
+            .filter(|&m| m <= LONGEST)
         else {
-            return ctx.send(b"ERR usage: job <ms> <data>");
+            return ctx.send(b"ERR usage: job <ms> <data>, at most 60000 ms");
         };
         let (requester, mailbox) = (ctx.id(), ctx.mailbox());
-        let _ = self.pool.send(Box::new(move || {
+        let job = Box::new(move || {
             std::thread::sleep(Duration::from_millis(millis)); // the slow part
             let mut posted = mailbox.post(move |offload, ctx| {
                 let mut reply = b"done ".to_vec();
@@ -107,7 +116,10 @@ impl Handler for Offload {
                 std::thread::sleep(Duration::from_millis(1));
                 posted = refused.retry(&mailbox);
             }
-        }));
+        });
+        if self.pool.try_send(job).is_err() {
+            ctx.send(b"ERR busy"); // never wait on the loop's thread
+        }
     }
 }
 

@@ -274,14 +274,15 @@ impl UdpClient {
             None => (payload.to_vec(), None),
         };
         self.socket.send_to(&datagram, self.server)?;
-        let deadline = Instant::now() + self.timeout;
+        // A timeout too far to add to the clock is as good as none.
+        let deadline = Instant::now().checked_add(self.timeout);
         let mut buf = vec![0u8; MAX_DATAGRAM + datagram::OVERHEAD];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
                 return Err(self.no_reply());
             }
-            self.socket.set_read_timeout(Some(left))?;
+            self.socket.set_read_timeout(left)?;
             let (n, from) = match self.socket.recv_from(&mut buf) {
                 Ok(received) => received,
                 Err(e)

@@ -72,7 +72,9 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// Also serve UDP datagrams on the same address and port.
     pub udp: bool,
-    /// Messages a reactor's [`crate::Mailbox`] holds before posts fail.
+    /// Messages a reactor's [`crate::Mailbox`] holds before posts are
+    /// refused. Its slots are allocated when the reactor starts (about 24
+    /// bytes each), so a large capacity costs memory even when idle.
     pub mailbox_capacity: usize,
 }
 
@@ -97,6 +99,9 @@ pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// "never" in practice, and `Instant` arithmetic near its limits overflows.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// The largest mailbox: a million messages' slots (24 MiB) per reactor.
+pub const MAX_MAILBOX: usize = 1 << 20;
+
 /// The shortest stats interval: more often would drown the log.
 pub const MIN_STATS_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -120,7 +125,7 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             stats_interval: None,
             udp: false,
-            mailbox_capacity: 65_536,
+            mailbox_capacity: 4096,
         }
     }
 }
@@ -234,8 +239,11 @@ impl Config {
                 );
             }
         }
-        if self.mailbox_capacity == 0 {
-            return refuse("mailbox-capacity", "must be at least 1");
+        if !(1..=MAX_MAILBOX).contains(&self.mailbox_capacity) {
+            return refuse(
+                "mailbox-capacity",
+                format!("must be between 1 and {MAX_MAILBOX} (its slots are allocated up front)"),
+            );
         }
         Ok(())
     }
@@ -262,7 +270,7 @@ fn default_max_connections() -> usize {
 }
 
 /// The process's soft limit on open file descriptors (`ulimit -n`).
-pub fn fd_soft_limit() -> Option<u64> {
+pub(crate) fn fd_soft_limit() -> Option<u64> {
     rlimit::getrlimit(rlimit::Resource::NOFILE)
         .ok()
         .map(|(soft, _hard)| soft)

@@ -50,7 +50,7 @@ impl std::error::Error for FrameTooLarge {}
 
 /// What the caller wants after a frame was handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// Keep decoding.
     Continue,
     /// Stop here and drop the rest of the chunk (the connection is closing).
@@ -210,7 +210,7 @@ pub fn read_frame(mut stream: impl io::Read, max: usize) -> io::Result<Vec<u8>> 
 
 /// Reassembles frames from chunks of a byte stream, split anywhere.
 #[derive(Debug, Default)]
-pub struct FrameDecoder {
+pub(crate) struct FrameDecoder {
     /// The unfinished frame, header included. Empty (and unallocated) between
     /// frames, so an idle connection holds no decoder memory.
     partial: Vec<u8>,
@@ -218,9 +218,12 @@ pub struct FrameDecoder {
 
 /// What one [`FrameDecoder::feed`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Fed {
+pub(crate) struct Fed {
     /// Frames handed to the callback.
     pub frames: usize,
+    /// A header declared more than the maximum, after those frames: the
+    /// stream is unusable from there on.
+    pub too_large: Option<FrameTooLarge>,
 }
 
 impl FrameDecoder {
@@ -234,33 +237,41 @@ impl FrameDecoder {
         self.partial.len()
     }
 
-    /// Feeds one chunk; calls `on_frame` with each payload it completes, in order.
+    /// Feeds one chunk; calls `on_frame` with each payload it completes, in
+    /// order, and says how many it handed out.
     ///
-    /// On `Err` the stream is unusable (a header declared more than `max`);
-    /// the caller closes the connection. Frames completed before the bad
-    /// header were already handed out.
-    pub fn feed(
+    /// If a header declared more than `max` ([`Fed::too_large`]), the stream
+    /// is unusable from there on and the caller closes the connection; the
+    /// frames completed before the bad header were handed out (and counted).
+    pub fn feed(&mut self, chunk: &[u8], max: usize, on_frame: impl FnMut(&[u8]) -> Flow) -> Fed {
+        let mut fed = Fed::default();
+        if let Err(too_large) = self.feed_counting(&mut fed, chunk, max, on_frame) {
+            fed.too_large = Some(too_large);
+        }
+        fed
+    }
+
+    fn feed_counting(
         &mut self,
+        fed: &mut Fed,
         mut chunk: &[u8],
         max: usize,
         mut on_frame: impl FnMut(&[u8]) -> Flow,
-    ) -> Result<Fed, FrameTooLarge> {
-        let mut fed = Fed::default();
-
+    ) -> Result<(), FrameTooLarge> {
         // 1. Finish the frame an earlier chunk started. Take only the bytes
         //    that frame needs, so the buffer never exceeds `max + 4`.
         if !self.partial.is_empty() {
             let used = self.fill_partial(chunk, max)?;
             chunk = &chunk[used..];
             match decode(&self.partial, max)? {
-                None => return Ok(fed),
+                None => return Ok(()),
                 Some((payload, _)) => {
                     fed.frames += 1;
                     let flow = on_frame(payload);
                     // An empty buffer owns no memory: see the struct docs.
                     self.partial = Vec::new();
                     if flow == Flow::Stop {
-                        return Ok(fed);
+                        return Ok(());
                     }
                 }
             }
@@ -270,7 +281,7 @@ impl FrameDecoder {
         while let Some((payload, used)) = decode(chunk, max)? {
             fed.frames += 1;
             if on_frame(payload) == Flow::Stop {
-                return Ok(fed);
+                return Ok(());
             }
             chunk = &chunk[used..];
         }
@@ -278,7 +289,7 @@ impl FrameDecoder {
         // 3. Keep the unfinished tail. `decode` already checked its header (if
         //    complete), so the tail is shorter than `max + 4`.
         self.partial.extend_from_slice(chunk);
-        Ok(fed)
+        Ok(())
     }
 
     /// Moves into `partial` the bytes of `chunk` its frame still lacks.
@@ -301,6 +312,7 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -310,11 +322,11 @@ mod tests {
 
     fn decode_all(d: &mut FrameDecoder, chunk: &[u8], max: usize) -> Vec<Vec<u8>> {
         let mut got = Vec::new();
-        d.feed(chunk, max, |p| {
+        let fed = d.feed(chunk, max, |p| {
             got.push(p.to_vec());
             Flow::Continue
-        })
-        .unwrap();
+        });
+        assert_eq!(fed.too_large, None);
         got
     }
 
@@ -386,7 +398,8 @@ mod tests {
         assert_eq!(decode_all(&mut d, &frame(&[7; 100]), 100).len(), 1);
         let err = d
             .feed(&frame(&[7; 101]), 100, |_| Flow::Continue)
-            .unwrap_err();
+            .too_large
+            .unwrap();
         assert_eq!(
             err,
             FrameTooLarge {
@@ -401,7 +414,8 @@ mod tests {
         let mut d = FrameDecoder::new();
         let err = d
             .feed(&0xFFFF_FFF0u32.to_be_bytes(), 1 << 20, |_| Flow::Continue)
-            .unwrap_err();
+            .too_large
+            .unwrap();
         assert_eq!(err.declared, 0xFFFF_FFF0);
         assert!(d.buffered() <= HEADER_LEN);
         assert_eq!(
@@ -413,8 +427,12 @@ mod tests {
     #[test]
     fn oversized_header_split_across_chunks_is_refused() {
         let mut d = FrameDecoder::new();
-        assert!(d.feed(&[0, 0x10], 100, |_| Flow::Continue).is_ok());
-        assert!(d.feed(&[0, 0], 100, |_| Flow::Continue).is_err());
+        assert!(
+            d.feed(&[0, 0x10], 100, |_| Flow::Continue)
+                .too_large
+                .is_none()
+        );
+        assert!(d.feed(&[0, 0], 100, |_| Flow::Continue).too_large.is_some());
     }
 
     #[test]
@@ -423,12 +441,10 @@ mod tests {
         wire.extend(frame(b"b"));
         let mut d = FrameDecoder::new();
         let mut seen = 0;
-        let fed = d
-            .feed(&wire, 16, |_| {
-                seen += 1;
-                Flow::Stop
-            })
-            .unwrap();
+        let fed = d.feed(&wire, 16, |_| {
+            seen += 1;
+            Flow::Stop
+        });
         assert_eq!((seen, fed.frames), (1, 1));
     }
 
@@ -440,5 +456,56 @@ mod tests {
         assert!(d.partial.capacity() >= 500);
         decode_all(&mut d, &wire[500..], 2000);
         assert_eq!(d.partial.capacity(), 0);
+    }
+
+    // Properties over inputs proptest makes up.
+
+    /// Feeds `wire` cut at `cuts`; returns the frames or the error.
+    fn decode_in_pieces(wire: &[u8], cuts: &[usize], max: usize) -> Result<Vec<Vec<u8>>, ()> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        points.push(0);
+        points.push(wire.len());
+        points.sort_unstable();
+        let mut decoder = FrameDecoder::new();
+        let mut frames = Vec::new();
+        for pair in points.windows(2) {
+            decoder
+                .feed(&wire[pair[0]..pair[1]], max, |p| {
+                    frames.push(p.to_vec());
+                    Flow::Continue
+                })
+                .too_large
+                .map_or(Ok(()), |_| Err(()))?;
+            assert!(decoder.buffered() <= max + HEADER_LEN);
+        }
+        Ok(frames)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_frames_cut_anywhere_decode_to_the_same_frames(
+            payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..20),
+            cuts in prop::collection::vec(any::<usize>(), 0..30),
+        ) {
+            let mut wire = Vec::new();
+            for p in &payloads {
+                encode_into(&mut wire, p).unwrap();
+            }
+            prop_assert_eq!(decode_in_pieces(&wire, &cuts, 300), Ok(payloads));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_never_overbuffer_never_yield_oversized_frames(
+            bytes in prop::collection::vec(any::<u8>(), 0..2000),
+            cuts in prop::collection::vec(any::<usize>(), 0..30),
+            max in 0usize..600,
+        ) {
+            // decode_in_pieces asserts the buffer bound after every chunk.
+            if let Ok(frames) = decode_in_pieces(&bytes, &cuts, max) {
+                prop_assert!(frames.iter().all(|f| f.len() <= max));
+            }
+        }
     }
 }

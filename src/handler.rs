@@ -134,12 +134,19 @@ pub struct LoopCtx<'a, H: Handler> {
     pub(crate) conns: &'a mut Slab<Connection<H::Conn>>,
     /// Connections given output by `send_to`, for the reactor to flush.
     pub(crate) touched: &'a mut Vec<ConnId>,
-    /// Connections a handler asked to close with [`LoopCtx::close`].
+    /// Connections a handler asked to close with [`LoopCtx::close_conn`].
     pub(crate) closes: &'a mut Vec<ConnId>,
     pub(crate) timers: &'a mut Timers<Due>,
     pub(crate) handler_timers: &'a mut HandlerTimers,
     /// Every reactor's mailbox, this one's included, by index.
-    pub(crate) peers: &'a [Mailbox<H>],
+    pub(crate) peers: &'a Vec<Mailbox<H>>,
+    /// The connection whose hook is running, and the reactor's reply
+    /// buffer for it: sending to it is replying.
+    pub(crate) own: Option<(ConnId, &'a mut Vec<u8>)>,
+    /// What the reactors share: which of them have a congested receiver.
+    pub(crate) shared: &'a crate::reactor::Shared,
+    /// Set when this hook posted to one of them: its sender is held back.
+    pub(crate) held_back: &'a mut bool,
 }
 
 impl<H: Handler> LoopCtx<'_, H> {
@@ -157,10 +164,19 @@ impl<H: Handler> LoopCtx<'_, H> {
     /// how handlers on different reactors share what they know. Posting to
     /// this reactor runs the message later, on this thread.
     pub fn post_to(
-        &self,
+        &mut self,
         reactor: usize,
         message: impl for<'b> FnOnce(&mut H, &mut LoopCtx<'b, H>) + Send + 'static,
     ) -> Result<(), Refused<H>> {
+        if reactor != self.reactor
+            && self
+                .shared
+                .congested
+                .get(reactor)
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            *self.held_back = true; // a receiver there is behind: slow down
+        }
         match self.peers.get(reactor) {
             Some(mailbox) => mailbox.post(message),
             None => Err(Refused::new(PostError::Stopped, Box::new(message))),
@@ -185,6 +201,8 @@ impl<H: Handler> LoopCtx<'_, H> {
 
     /// Sends one frame to connection `id`. Returns `false`, and sends
     /// nothing, if it is gone (closed, closing, or not yet authenticated).
+    /// In a hook about `id` itself, it is a reply, in order with
+    /// [`Ctx::send`].
     ///
     /// A connection on another reactor is reached through that reactor's
     /// mailbox: then `true` means the frame is on its way (that reactor drops
@@ -235,12 +253,57 @@ impl<H: Handler> LoopCtx<'_, H> {
     /// assert_eq!(bob.recv()?, b"hi bob");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// Everything goes to the first connection; the others are told whether
+    /// it got there (once the first has left, it is gone for good: a later
+    /// connection in its slot is another connection).
+    ///
+    /// ```
+    /// use frameloop::{Client, Config, ConnId, Ctx, Handler};
+    ///
+    /// #[derive(Default)]
+    /// struct ToFirst {
+    ///     first: Option<ConnId>,
+    /// }
+    ///
+    /// impl Handler for ToFirst {
+    ///     type Conn = ();
+    ///     fn on_open(&mut self, ctx: &mut Ctx<'_, Self>) {
+    ///         self.first.get_or_insert(ctx.id());
+    ///     }
+    ///     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, payload: &[u8]) {
+    ///         let Some(first) = self.first else { return };
+    ///         let arrived = ctx.send_to(first, payload); // to itself: a reply
+    ///         if first != ctx.id() {
+    ///             ctx.send(if arrived { b"sent" } else { b"gone" });
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = frameloop::spawn(Config::loopback(), ToFirst::default())?;
+    /// let mut first = Client::connect(server.addr())?;
+    /// assert_eq!(first.request(b"me first")?, b"me first");
+    /// let mut second = Client::connect(server.addr())?;
+    /// assert_eq!(second.request(b"hi, first")?, b"sent");
+    /// assert_eq!(first.recv()?, b"hi, first");
+    /// drop(first);
+    /// std::thread::sleep(std::time::Duration::from_millis(100));
+    /// assert_eq!(second.request(b"still there?")?, b"gone");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_to(&mut self, id: ConnId, payload: &[u8]) -> bool {
         self.send_to_with(id, |w| w.extend_from_slice(payload))
     }
 
     /// Like [`LoopCtx::send_to`], with the payload built in place by `write`.
     pub fn send_to_with(&mut self, id: ConnId, write: impl FnOnce(&mut PayloadWriter<'_>)) -> bool {
+        if let Some((own, reply)) = &mut self.own
+            && *own == id
+        {
+            // Into the reply buffer: behind this hook's replies, not ahead.
+            append_message(self.codec, reply, write);
+            return true;
+        }
         if id.reactor() != self.reactor {
             let mut payload = Vec::new();
             write(&mut PayloadWriter::new(&mut payload));
@@ -267,11 +330,11 @@ impl<H: Handler> LoopCtx<'_, H> {
     /// Closes connection `id` gracefully, as if its own handler had called
     /// [`Ctx::close`]: what was sent to it is written first. Returns `false`
     /// if it is gone already.
-    pub fn close(&mut self, id: ConnId) -> bool {
+    pub fn close_conn(&mut self, id: ConnId) -> bool {
         if id.reactor() != self.reactor {
             return self
                 .post_to(id.reactor(), move |_, ctx| {
-                    ctx.close(id);
+                    ctx.close_conn(id);
                 })
                 .is_ok();
         }
@@ -285,8 +348,9 @@ impl<H: Handler> LoopCtx<'_, H> {
         true
     }
 
-    /// Calls [`Handler::on_tick`] once, `after` from now. Ticks belong to the
-    /// handler as a whole, not to a connection.
+    /// Calls [`Handler::on_tick`] once, `after` from now (at least a
+    /// millisecond). Ticks belong to the handler as a whole, not to a
+    /// connection.
     pub fn set_tick(&mut self, after: Duration) -> TimerId {
         self.add_timer(None, after, None)
     }
@@ -324,11 +388,28 @@ impl<H: Handler> LoopCtx<'_, H> {
         after: Duration,
         every: Option<Duration>,
     ) -> TimerId {
+        // At least a millisecond (the clock's grain): a timer set for "now"
+        // from its own hook would otherwise fire again in the same pass, for
+        // ever.
+        let (after, every) = (after.max(MIN_DELAY), every.map(|e| e.max(MIN_DELAY)));
         let id = self.handler_timers.add(owner, every);
         self.timers.schedule(self.now.after(after), Due::Timer(id));
+        // Timers set and cancelled in a loop leave stale entries behind:
+        // compact as soon as they dominate, not when something fires.
+        let (conns, handler_timers) = (&*self.conns, &*self.handler_timers);
+        if self
+            .timers
+            .needs_compaction(conns.len() + handler_timers.len() + 3)
+        {
+            self.timers
+                .compact(|at, due| crate::reactor::timer_is_live(conns, handler_timers, at, due));
+        }
         id
     }
 }
+
+/// The shortest delay a handler timer gets.
+const MIN_DELAY: Duration = Duration::from_millis(1);
 
 /// What a handler may do during a hook about one connection: reply, reach
 /// the connection's state, set its timers, close it; and, through
@@ -336,8 +417,6 @@ impl<H: Handler> LoopCtx<'_, H> {
 pub struct Ctx<'a, H: Handler> {
     pub(crate) lp: LoopCtx<'a, H>,
     pub(crate) id: ConnId,
-    /// This connection's new output (the reactor's reply buffer).
-    pub(crate) reply: &'a mut Vec<u8>,
     pub(crate) close_requested: bool,
     pub(crate) close_reason: Option<CloseReason>,
 }
@@ -428,17 +507,10 @@ impl<H: Handler> Ctx<'_, H> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_with(&mut self, write: impl FnOnce(&mut PayloadWriter<'_>)) {
-        append_message(self.lp.codec, self.reply, write);
-    }
-
-    /// Sends one frame to connection `id`; to [`Ctx::id`] it is a reply
-    /// (kept in order with [`Ctx::send`]). See [`LoopCtx::send_to`].
-    pub fn send_to(&mut self, id: ConnId, payload: &[u8]) -> bool {
-        if id == self.id {
-            self.send(payload);
-            return true;
+        // Straight into the reply buffer (this is echo's path).
+        if let Some((_, reply)) = &mut self.lp.own {
+            append_message(self.lp.codec, reply, write);
         }
-        self.lp.send_to(id, payload)
     }
 
     /// Closes this connection once the replies written so far are flushed.
@@ -548,6 +620,34 @@ impl<H: Handler> DatagramCtx<'_, H> {
         self.reply.truncate(self.start);
         write(&mut PayloadWriter::new(self.reply));
         self.replied = true;
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for LoopCtx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopCtx")
+            .field("reactor", &self.reactor)
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for Ctx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("id", &self.id)
+            .field("close_requested", &self.close_requested)
+            .field("close_reason", &self.close_reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for DatagramCtx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramCtx")
+            .field("from", &self.from)
+            .field("replied", &self.replied)
+            .finish_non_exhaustive()
     }
 }
 

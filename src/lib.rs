@@ -71,6 +71,12 @@ pub mod trace;
 #[doc = include_str!("../ARCHITECTURE.md")]
 pub mod architecture {}
 
+/// The README's Rust snippets, compiled (and run where they can be) as
+/// doctests, so that they cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use auth::Key;
 pub use chat::{Chat, ChatRoom};
 pub use client::Client;

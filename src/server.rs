@@ -17,7 +17,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use log::{info, warn};
@@ -87,9 +87,20 @@ impl<H: Handler> Server<H> {
             }
             .into());
         }
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            congested: (0..count).map(|_| AtomicBool::new(false)).collect(),
+            udp_guard: config
+                .key
+                .as_ref()
+                .filter(|_| config.udp)
+                .map(crate::auth::datagram::Guard::new),
+            ..Shared::default()
+        });
         let budget = config.max_buffered.div_ceil(count);
         let several = count > 1;
+        if several && config.addr.port() != 0 {
+            refuse_taken_port(&config)?;
+        }
         let mut reactors = Vec::with_capacity(count);
         let mut addr = config.addr;
         for (index, handler) in handlers.enumerate() {
@@ -160,6 +171,19 @@ impl<H: Handler> Server<H> {
         self.thread_start = Some(Arc::new(start));
         self
     }
+}
+
+/// Several reactors bind with `SO_REUSEPORT`, and so may any other process
+/// of the same user: without this check, a second server on a port already
+/// served would silently share its connections. A bind without the option
+/// fails as any bind on a taken port does.
+fn refuse_taken_port(config: &Config) -> Result<(), Error> {
+    let addr = config.addr;
+    drop(std::net::TcpListener::bind(addr).map_err(|e| Error::bind(addr, e))?);
+    if config.udp {
+        drop(std::net::UdpSocket::bind(addr).map_err(|e| Error::bind(addr, e))?);
+    }
+    Ok(())
 }
 
 /// More reactors than this is a typo, not a machine.

@@ -176,9 +176,11 @@ impl<D> Timers<D> {
 /// Keep it to cancel the timer, or to tell timers apart when one fires.
 ///
 /// Like a [`crate::ConnId`], it carries a generation: an id kept after its
-/// timer fired or was cancelled never names a later timer.
+/// timer fired or was cancelled never names a later timer; and it names its
+/// reactor, so one carried to another reactor names nothing there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerId {
+    reactor: u16,
     slot: u32,
     generation: u32,
 }
@@ -197,6 +199,8 @@ pub(crate) struct HandlerTimer {
 /// heap holds their deadlines; this says which are still wanted.
 #[derive(Debug, Default)]
 pub(crate) struct HandlerTimers {
+    /// The reactor these timers belong to.
+    reactor: u16,
     set: Slab<HandlerTimer>,
     next_generation: u32,
     /// Timers whose connection closed before they fired: dropped at the next
@@ -206,10 +210,19 @@ pub(crate) struct HandlerTimers {
 }
 
 impl HandlerTimers {
+    /// The timers of reactor `reactor`.
+    pub fn new(reactor: usize) -> HandlerTimers {
+        HandlerTimers {
+            reactor: reactor as u16,
+            ..HandlerTimers::default()
+        }
+    }
+
     /// Records a new timer and returns its id.
     pub fn add(&mut self, owner: Option<ConnId>, every: Option<Duration>) -> TimerId {
         let entry = self.set.vacant_entry();
         let id = TimerId {
+            reactor: self.reactor,
             slot: entry.key() as u32,
             generation: self.next_generation,
         };

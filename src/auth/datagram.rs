@@ -37,6 +37,7 @@
 //! (that MAC's input is the bare 32-byte challenge).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::Mac;
@@ -188,24 +189,29 @@ pub fn open_reply<'a>(key: &Key, datagram: &'a [u8], nonce: &Nonce) -> Result<&'
 }
 
 /// The server's side: checks requests (tag, time, replay) and seals replies.
-#[derive(Debug)]
+///
+/// Clones share one replay cache: with several reactors, the kernel hands
+/// datagrams to them by source address and port, so a replay from another
+/// port would reach another reactor, and must meet the same cache. (A lock,
+/// on the UDP path only: TCP never takes it.)
+#[derive(Debug, Clone)]
 pub(crate) struct Guard {
     auth: Authenticator,
-    replay: ReplayCache,
+    replay: Arc<Mutex<ReplayCache>>,
 }
 
 impl Guard {
     pub fn new(key: &Key) -> Guard {
         Guard {
             auth: Authenticator::new(key.as_bytes()),
-            replay: ReplayCache::new(REPLAY_CACHE, 2 * WINDOW),
+            replay: Arc::new(Mutex::new(ReplayCache::new(REPLAY_CACHE, 2 * WINDOW))),
         }
     }
 
     /// Accepts a request, or says why not. `now_ms` is the wall clock,
     /// `now` the loop's monotonic clock (the replay cache's).
     pub fn admit<'a>(
-        &mut self,
+        &self,
         datagram: &'a [u8],
         now_ms: u64,
         now: Instant,
@@ -214,7 +220,11 @@ impl Guard {
         if opened.time_ms.abs_diff(now_ms) > WINDOW.as_millis() as u64 {
             return Err(Rejected::Stale);
         }
-        self.replay.insert(opened.nonce, now)?;
+        let mut replay = self
+            .replay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        replay.insert(opened.nonce, opened.time_ms, now, now_ms)?;
         Ok(opened)
     }
 
@@ -229,14 +239,17 @@ impl Guard {
     }
 }
 
-/// Nonces seen recently, each kept for `keep` after it was seen: a nonce
-/// whose time is within the window cannot be accepted again as long as any
-/// datagram carrying that time would pass the window check.
+/// Nonces seen recently. One is forgotten only when both clocks agree it
+/// can no longer pass the window check: `keep` after it was seen (by the
+/// monotonic clock), and its datagram's own time more than the window behind
+/// the wall clock. (A wall clock stepped back keeps entries longer; the
+/// cache then fills and refuses, rather than let an old datagram in again.)
 #[derive(Debug)]
 struct ReplayCache {
     seen: HashSet<Nonce>,
-    /// The same nonces in the order they were seen, with when each expires.
-    order: VecDeque<(Instant, Nonce)>,
+    /// The same nonces in the order they were seen: when each may expire,
+    /// and the time its datagram carried.
+    order: VecDeque<(Instant, u64, Nonce)>,
     capacity: usize,
     keep: Duration,
 }
@@ -251,13 +264,25 @@ impl ReplayCache {
         }
     }
 
-    fn insert(&mut self, nonce: Nonce, now: Instant) -> Result<(), Rejected> {
-        while let Some(&(expires, old)) = self.order.front() {
-            if expires > now {
+    fn insert(
+        &mut self,
+        nonce: Nonce,
+        time_ms: u64,
+        now: Instant,
+        now_ms: u64,
+    ) -> Result<(), Rejected> {
+        let window = WINDOW.as_millis() as u64;
+        while let Some(&(expires, sent_ms, old)) = self.order.front() {
+            if expires > now || sent_ms.saturating_add(window) >= now_ms {
                 break;
             }
             self.order.pop_front();
             self.seen.remove(&old);
+        }
+        // After a burst, give the memory back.
+        if self.seen.capacity() > 4 * self.seen.len() + 1024 {
+            self.seen.shrink_to_fit();
+            self.order.shrink_to_fit();
         }
         if self.seen.contains(&nonce) {
             return Err(Rejected::Replayed);
@@ -266,7 +291,7 @@ impl ReplayCache {
             return Err(Rejected::CacheFull);
         }
         self.seen.insert(nonce);
-        self.order.push_back((now + self.keep, nonce));
+        self.order.push_back((now + self.keep, time_ms, nonce));
         Ok(())
     }
 }
@@ -304,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_guard_refuses_stale_and_replayed_requests() {
-        let mut guard = Guard::new(&key(1));
+        let guard = Guard::new(&key(1));
         let (now_ms, now) = (unix_millis(), Instant::now());
         let mut old = Vec::new();
         seal(
@@ -333,11 +358,25 @@ mod tests {
     #[test]
     fn a_full_replay_cache_fails_closed_until_entries_expire() {
         let mut cache = ReplayCache::new(2, Duration::from_secs(60));
-        let now = Instant::now();
-        cache.insert([1; 16], now).unwrap();
-        cache.insert([2; 16], now).unwrap();
-        assert_eq!(cache.insert([3; 16], now), Err(Rejected::CacheFull));
-        assert!(cache.insert([3; 16], now + Duration::from_secs(61)).is_ok());
+        let (now, now_ms) = (Instant::now(), unix_millis());
+        cache.insert([1; 16], now_ms, now, now_ms).unwrap();
+        cache.insert([2; 16], now_ms, now, now_ms).unwrap();
+        assert_eq!(
+            cache.insert([3; 16], now_ms, now, now_ms),
+            Err(Rejected::CacheFull)
+        );
+        let later = now + Duration::from_secs(61);
+        // The monotonic clock says forget, but a wall clock stepped back
+        // says their datagrams could still pass: keep them, refuse.
+        assert_eq!(
+            cache.insert([3; 16], now_ms, later, now_ms),
+            Err(Rejected::CacheFull)
+        );
+        assert!(
+            cache
+                .insert([3; 16], now_ms, later, now_ms + 61_000)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub use handshake::{answer, answer_challenge};
 /// The shortest key accepted: the hash output size (RFC 2104 advises no less).
 pub const MIN_KEY_LEN: usize = 32;
 
+/// The longest key file read.
+const MAX_KEY_FILE: u64 = 4096;
+
 /// A shared secret of at least [`MIN_KEY_LEN`] bytes.
 ///
 /// Its `Debug` says how long it is and nothing else, so a printed
@@ -60,7 +63,19 @@ impl Key {
     ///
     /// Refuses files it cannot read and keys shorter than [`MIN_KEY_LEN`].
     pub fn from_file(path: &Path) -> Result<Key, Error> {
-        let mut key = std::fs::read(path).map_err(|e| Error::KeyFile(path.to_path_buf(), e))?;
+        let file_error = |e| Error::KeyFile(path.to_path_buf(), e);
+        let mut key = Vec::new();
+        let file = std::fs::File::open(path).map_err(file_error)?;
+        // A key is short: never read more than a few kilobytes (a path
+        // such as /dev/zero would otherwise fill memory).
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut key)
+            .map_err(file_error)?;
+        if key.len() as u64 > MAX_KEY_FILE {
+            return Err(file_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("longer than {MAX_KEY_FILE} bytes: not a key"),
+            )));
+        }
         if key.ends_with(b"\r\n") {
             key.truncate(key.len() - 2);
         } else if key.ends_with(b"\n") {

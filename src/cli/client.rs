@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::args::{self, DurationArg};
 use crate::client::{Client, DEFAULT_TIMEOUT, UdpClient};
+use crate::config::MAX_TIMEOUT;
 
 #[derive(clap::Args)]
 pub(crate) struct ClientArgs {
@@ -27,8 +28,14 @@ pub(crate) struct ClientArgs {
 }
 
 pub(crate) fn run(args: ClientArgs) -> anyhow::Result<()> {
-    let key = args::key(args.key_file.as_deref())?;
     let timeout = args.timeout.0;
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        anyhow::bail!(
+            "--timeout must be above zero and at most a year ({} s)",
+            MAX_TIMEOUT.as_secs()
+        );
+    }
+    let key = args::key(args.key_file.as_deref())?;
     if args.udp {
         let client = UdpClient::connect(args.addr.as_str(), key, timeout)?;
         for message in &args.messages {

@@ -201,7 +201,7 @@ where
     }
     let mut trace = None;
     if let Some((path, window)) = launch.trace.clone() {
-        let file = TraceFile::new(path, server.reactors());
+        let file = TraceFile::create(path, server.reactors())?;
         server = server.record(window, file.sink());
         trace = Some(file);
     }

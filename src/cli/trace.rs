@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::trace::{Recording, Sink};
@@ -22,7 +23,12 @@ pub(crate) struct TraceFile {
 }
 
 impl TraceFile {
-    pub fn new(path: PathBuf, reactors: usize) -> TraceFile {
+    /// Creates the file now (a path that cannot be written is an error at
+    /// start-up, not after a whole run); it is written once the reactors
+    /// have handed in their recordings.
+    pub fn create(path: PathBuf, reactors: usize) -> anyhow::Result<TraceFile> {
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create trace file {}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Recording>();
         let tx = std::sync::Mutex::new(tx);
         let sink: Sink = std::sync::Arc::new(move |recording| {
@@ -35,8 +41,8 @@ impl TraceFile {
             let spans: usize = recordings.iter().map(|r| r.spans.len()).sum();
             let turns: u64 = recordings.iter().map(|r| r.turns).sum();
             let truncated = recordings.iter().any(|r| r.truncated);
-            let file = std::fs::File::create(&path)?;
-            write_chrome_trace(&mut std::io::BufWriter::new(file), &recordings)?;
+            write_chrome_trace(&mut std::io::BufWriter::new(file), &recordings)
+                .with_context(|| format!("cannot write trace file {}", path.display()))?;
             Ok(format!(
                 "trace: {spans} spans over {turns} turns written to {}{}",
                 path.display(),
@@ -47,7 +53,7 @@ impl TraceFile {
                 }
             ))
         });
-        TraceFile { sink, writer }
+        Ok(TraceFile { sink, writer })
     }
 
     /// Where the reactors hand their recordings.

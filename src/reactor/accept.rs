@@ -24,11 +24,7 @@ impl<H: Handler> Reactor<H> {
     /// Accepts until the kernel has no more (or a batch is done: the rest
     /// waits a turn, so a flood of connects cannot starve the connections).
     pub(super) fn accept_all(&mut self) {
-        let mark = self.mark();
-        self.accept_batch();
-        if mark.is_some() {
-            self.spanned(SpanKind::Accept, None, mark);
-        }
+        self.spanning(SpanKind::Accept, Self::accept_batch);
     }
 
     fn accept_batch(&mut self) {
@@ -60,7 +56,7 @@ impl<H: Handler> Reactor<H> {
                 }
             }
         }
-        self.timers.schedule(self.now, Due::AcceptRetry); // batch spent: more this turn
+        self.accept_backlog = true; // batch spent: the rest next turn
     }
 
     /// Stops accepting until `at` (a retry timer is set for it).

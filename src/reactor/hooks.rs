@@ -17,10 +17,18 @@ use crate::trace::SpanKind;
 /// Messages run per turn before sockets get their turn again.
 const MESSAGE_BATCH: usize = 1024;
 
+/// Messages run between two writes: often enough to notice a receiver
+/// falling behind, seldom enough that a thousand lines to one member make
+/// a handful of writes, not a thousand.
+const SETTLE_EVERY: usize = 64;
+
 /// Borrows the reactor's parts into a `LoopCtx`; a macro, because a method
 /// returning it would borrow all of `self` and leave nothing for the rest.
 macro_rules! loop_ctx {
     ($reactor:ident) => {
+        loop_ctx!($reactor, None)
+    };
+    ($reactor:ident, $own:expr) => {
         LoopCtx {
             reactor: $reactor.index,
             now: $reactor.now,
@@ -32,6 +40,9 @@ macro_rules! loop_ctx {
             timers: &mut $reactor.timers,
             handler_timers: &mut $reactor.handler_timers,
             peers: &$reactor.peers,
+            own: $own,
+            shared: &$reactor.shared,
+            held_back: &mut $reactor.held_back,
         }
     };
 }
@@ -47,9 +58,8 @@ impl<H: Handler> Reactor<H> {
         hook: impl FnOnce(&mut H, &mut Ctx<'_, H>) -> R,
     ) -> R {
         let mut ctx = Ctx {
-            lp: loop_ctx!(self),
+            lp: loop_ctx!(self, Some((id, &mut self.reply))),
             id,
-            reply: &mut self.reply,
             close_requested: false,
             close_reason: closing,
         };
@@ -108,9 +118,15 @@ impl<H: Handler> Reactor<H> {
         self.call_conn_hook(id, Some(reason), |handler, ctx| handler.on_close(ctx));
     }
 
-    /// The waker fired: messages were posted, or a shutdown was asked for.
+    /// The waker fired: messages were posted, another reactor's receivers
+    /// drained, or a shutdown was asked for.
     pub(super) fn woken(&mut self) {
         self.inbox.woken();
+        let relief = self.shared.relief.load(Ordering::SeqCst);
+        if relief != self.seen_relief {
+            self.seen_relief = relief;
+            self.unblock_senders();
+        }
         self.deliver_messages();
         if self.shared.stop.load(Ordering::SeqCst) && self.shutdown.is_none() {
             self.begin_shutdown();
@@ -119,24 +135,36 @@ impl<H: Handler> Reactor<H> {
 
     /// Runs the messages in the inbox, at most a batch per turn.
     pub(super) fn deliver_messages(&mut self) {
-        let mark = self.mark();
-        self.deliver_batch();
-        if mark.is_some() {
-            self.spanned(SpanKind::Messages, None, mark);
-        }
+        self.spanning(SpanKind::Messages, Self::deliver_batch);
     }
 
+    /// Runs messages, written every [`SETTLE_EVERY`], and stops while one
+    /// of this reactor's connections is over high-water with output from
+    /// others: what other reactors' senders post waits in the mailbox (it is
+    /// bounded; they are held back) instead of piling onto the receiver.
     fn deliver_batch(&mut self) {
+        self.inbox_backlog = false;
         let mut delivered = 0;
-        while let Some(message) = self.inbox.next() {
-            self.counters.message();
-            self.call_loop_hook(|handler, ctx| message(handler, ctx));
-            delivered += 1;
-            if delivered == MESSAGE_BATCH {
-                break;
+        while delivered < MESSAGE_BATCH {
+            if self.congested_receivers > 0 {
+                self.inbox_stalled = true;
+                return;
             }
+            let mut settled = true;
+            for _ in 0..SETTLE_EVERY {
+                let Some(message) = self.inbox.next() else {
+                    break;
+                };
+                self.counters.message();
+                self.call_loop_hook(|handler, ctx| message(handler, ctx));
+                delivered += 1;
+                settled = false;
+            }
+            if settled {
+                return; // the inbox is empty
+            }
+            self.settle_others();
         }
-        self.inbox_backlog = delivered == MESSAGE_BATCH;
-        self.settle_others();
+        self.inbox_backlog = true;
     }
 }

@@ -45,7 +45,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use log::info;
@@ -53,6 +53,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::auth::datagram::Guard;
 use crate::auth::handshake::Authenticator;
 use crate::config::{Config, LISTEN_BACKLOG, READ_CHUNK};
 use crate::connection::{ConnId, Connection};
@@ -77,6 +78,15 @@ pub(crate) struct Shared {
     pub stop: AtomicBool,
     /// Connections open in the whole server, for `max_connections`.
     pub open: AtomicUsize,
+    /// With a key and UDP: the datagram checks, and their one replay cache.
+    pub udp_guard: Option<Guard>,
+    /// Per reactor: whether one of its connections is over high-water with
+    /// output from others. Another reactor's hook that posts to it is held
+    /// back like a local sender (see `write.rs`).
+    pub congested: Box<[AtomicBool]>,
+    /// Bumped when a reactor's last congested receiver drains: the others,
+    /// woken, let their held-back senders go on.
+    pub relief: AtomicU64,
 }
 
 /// Whether the listener is being accepted from.
@@ -105,6 +115,8 @@ pub(crate) struct Reactor<H: Handler> {
     local_addr: SocketAddr,
     /// Whether the listener is being accepted from.
     accepting: Accepting,
+    /// Connections may be left in the listen queue after a full batch.
+    accept_backlog: bool,
 
     // ----- connections ---------------------------------------------------------
     /// Every connection, keyed by the slab key inside its `ConnId`.
@@ -116,11 +128,20 @@ pub(crate) struct Reactor<H: Handler> {
     ready: VecDeque<ConnId>,
     /// Connections a hook sent to: they are written when the hook returns.
     touched: Vec<ConnId>,
-    /// Connections a hook asked to close with `LoopCtx::close`.
+    /// Connections a hook asked to close with `LoopCtx::close_conn`.
     closes: Vec<ConnId>,
     /// Connections not read because a connection they send to is over
     /// high-water: read again when a congested receiver drains.
     blocked: Vec<ConnId>,
+    /// This reactor's connections over high-water with output from others.
+    congested_receivers: usize,
+    /// The hook that just ran posted to a reactor with a congested receiver.
+    held_back: bool,
+    /// The last `Shared::relief` seen.
+    seen_relief: u64,
+    /// Messages were left in the inbox because a receiver is congested:
+    /// taken again once it drains.
+    inbox_stalled: bool,
 
     // ----- the handler ---------------------------------------------------------
     /// The protocol: called from hooks only, on this thread only.
@@ -149,6 +170,8 @@ pub(crate) struct Reactor<H: Handler> {
     now: Stamp,
     /// The same, as an `Instant`.
     woke_at: Instant,
+    /// When the gauges were last published.
+    gauged_at: Stamp,
     /// Turns `Instant`s into stamps and back.
     clock: Clock,
     /// Every deadline the loop waits for besides sockets.
@@ -199,7 +222,13 @@ impl<H: Handler> Reactor<H> {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let udp = match config.udp {
             false => None,
-            true => Some(udp::Udp::bind(local_addr, reuse_port, config, &poll, UDP)?),
+            true => Some(udp::Udp::bind(
+                local_addr,
+                reuse_port,
+                shared.udp_guard.clone(),
+                &poll,
+                UDP,
+            )?),
         };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (mailbox, inbox) = mailbox::mailbox(waker, config.mailbox_capacity);
@@ -217,14 +246,19 @@ impl<H: Handler> Reactor<H> {
             udp,
             local_addr,
             accepting: Accepting::Yes,
+            accept_backlog: false,
             conns: Slab::new(),
             next_generation: 0,
             ready: VecDeque::new(),
             touched: Vec::new(),
             closes: Vec::new(),
             blocked: Vec::new(),
+            congested_receivers: 0,
+            held_back: false,
+            seen_relief: 0,
+            inbox_stalled: false,
             handler,
-            handler_timers: HandlerTimers::default(),
+            handler_timers: HandlerTimers::new(index),
             peers: vec![mailbox.clone()],
             mailbox,
             inbox,
@@ -233,6 +267,7 @@ impl<H: Handler> Reactor<H> {
             reply: Vec::new(),
             buffered: 0,
             now,
+            gauged_at: now,
             woke_at,
             clock,
             timers,
@@ -296,7 +331,7 @@ impl<H: Handler> Reactor<H> {
             self.read_ready_list();
             self.serve_backlogs();
             self.fire_due_timers();
-            self.counters.gauges(self.buffered, self.timers.len());
+            self.update_gauges();
             if let Some(watch) = watch {
                 self.end_turn(watch, &events);
             }
@@ -323,14 +358,27 @@ impl<H: Handler> Reactor<H> {
     /// `now` (no clock read): a deadline may fire late by one turn's work.
     fn poll_timeout(&self) -> Option<Duration> {
         let udp_backlog = self.udp.as_ref().is_some_and(|udp| udp.backlog);
-        if !self.ready.is_empty() || udp_backlog || self.inbox_backlog {
+        if !self.ready.is_empty() || udp_backlog || self.inbox_backlog || self.accept_backlog {
             return Some(Duration::ZERO);
         }
         self.timers.next_deadline().map(|at| at.since(self.now))
     }
 
-    /// Work a full batch left for the next turn: datagrams, messages.
+    /// Publishes the gauges (buffered bytes, timer entries) for handles to
+    /// read: at most once per millisecond of loop time, not every turn.
+    fn update_gauges(&mut self) {
+        if self.gauged_at != self.now {
+            self.gauged_at = self.now;
+            self.counters.gauges(self.buffered, self.timers.len());
+        }
+    }
+
+    /// Work a full batch left for the next turn: connects, datagrams, messages.
     fn serve_backlogs(&mut self) {
+        if self.accept_backlog {
+            self.accept_backlog = false;
+            self.accept_all();
+        }
         if self.udp.as_ref().is_some_and(|udp| udp.backlog) {
             self.serve_datagrams();
         }

@@ -21,21 +21,23 @@ pub(super) struct Watch {
 
 impl<H: Handler> Reactor<H> {
     /// Starts watching this turn, if a summary or a recording wants it.
-    pub(super) fn watch_turn(&mut self) -> Option<Watch> {
-        let summary = log_enabled!(target: TURN_TARGET, log::Level::Debug);
-        if !summary && self.recorder.is_none() {
+    /// (Boxed: the common answer, `None`, is then one word, not a copy of
+    /// the counters.)
+    #[inline]
+    pub(super) fn watch_turn(&mut self) -> Option<Box<Watch>> {
+        if self.recorder.is_none() && !log_enabled!(target: TURN_TARGET, log::Level::Debug) {
             return None;
         }
-        Some(Watch {
+        Some(Box::new(Watch {
             began: Instant::now(),
             counters: self.counters.snapshot(),
             tally: self.tally,
-        })
+        }))
     }
 
     /// A watched turn ended: log its summary, record its poll span and
     /// counters, and end the recording when its window is over.
-    pub(super) fn end_turn(&mut self, watch: Watch, events: &Events) {
+    pub(super) fn end_turn(&mut self, watch: Box<Watch>, events: &Events) {
         let now = self.counters.snapshot();
         let (mut accepts, mut conns, mut others) = (0, 0, 0);
         for event in events.iter() {
@@ -79,6 +81,15 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn stop_recording(&mut self) {
         if let Some(recorder) = self.recorder.take() {
             recorder.finish();
+        }
+    }
+
+    /// Runs `body`, recorded as a span of `kind` if a recording is running.
+    pub(super) fn spanning(&mut self, kind: SpanKind, body: impl FnOnce(&mut Self)) {
+        let mark = self.mark();
+        body(self);
+        if mark.is_some() {
+            self.spanned(kind, None, mark);
         }
     }
 

@@ -45,7 +45,9 @@ impl<H: Handler> Reactor<H> {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut full = false;
         self.tally.reads += 1;
-        let mark = self.recorder.is_some().then(Instant::now);
+        // One look at whether a recording runs, for this read's three spans.
+        let recording = self.recorder.is_some();
+        let mark = recording.then(Instant::now);
         let result = read_once(&mut conn.stream, &mut buf);
         // Inline, not `self.spanned`: `conn` still borrows the slab.
         if let (Some(recorder), Some(start)) = (&mut self.recorder, mark) {
@@ -61,7 +63,6 @@ impl<H: Handler> Reactor<H> {
                 }
             }
             Ok(n) => {
-                conn.last_active = self.now;
                 self.counters.bytes_in(n);
                 full = n == buf.len();
                 // A short read means "drained", except when the peer's FIN came
@@ -70,9 +71,12 @@ impl<H: Handler> Reactor<H> {
                 let again = full || conn.fin_seen;
                 match conn.processes_input() {
                     true => {
-                        let mark = self.mark();
+                        // Input thrown away does not keep a closing
+                        // connection alive: only its reading does.
+                        conn.last_active = self.now;
+                        let mark = recording.then(Instant::now);
                         self.dispatch(id, &buf[..n]);
-                        if mark.is_some() {
+                        if recording {
                             self.spanned(SpanKind::Dispatch, Some(id), mark);
                         }
                     }
@@ -92,9 +96,9 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.read_buf = buf;
-        let mark = self.mark();
+        let mark = recording.then(Instant::now);
         self.settle(id);
-        if mark.is_some() {
+        if recording {
             self.spanned(SpanKind::Write, Some(id), mark);
         }
         full
@@ -158,10 +162,13 @@ impl<H: Handler> Reactor<H> {
         // handler's context may borrow every connection (for `send_to`).
         let mut decoder = std::mem::take(&mut conn.decoder);
         let (codec, max) = (self.config.codec, self.config.max_frame);
-        let result = self.call_conn_hook(id, None, |handler, ctx| match codec {
+        let fed = self.call_conn_hook(id, None, |handler, ctx| match codec {
             Codec::Raw => {
                 handler.on_frame(ctx, bytes);
-                Ok(Fed { frames: 1 })
+                Fed {
+                    frames: 1,
+                    too_large: None,
+                }
             }
             _ => decoder.feed(bytes, max, |payload| {
                 handler.on_frame(ctx, payload);
@@ -171,19 +178,17 @@ impl<H: Handler> Reactor<H> {
                 }
             }),
         });
-        let Some(conn) = self.lookup(id) else {
+        trace!("{id}: {} bytes, {} frames", bytes.len(), fed.frames);
+        self.counters.frames(fed.frames as u64);
+        let Some(conn) = lookup(&mut self.conns, id) else {
             return;
         };
-        match result {
-            Ok(fed) => {
-                if conn.is_open() {
-                    conn.decoder = decoder; // a closing one needs it no more
-                }
-                trace!("{id}: {} bytes, {} frames", bytes.len(), fed.frames);
-                self.counters.frames(fed.frames as u64);
-                self.track_unfinished_frame(id, fed);
-            }
-            Err(too_large) => {
+        if conn.is_open() {
+            conn.decoder = decoder; // a closing one needs it no more
+        }
+        match fed.too_large {
+            None => self.track_unfinished_frame(id, fed),
+            Some(too_large) => {
                 // The frames before the bad header were handled, and their
                 // replies are written before the connection closes.
                 warn!("{}: {too_large}; closing", conn.peer);

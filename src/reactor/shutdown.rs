@@ -6,9 +6,14 @@ use std::time::Instant;
 use log::info;
 
 use super::{Accepting, Due, Reactor};
+use crate::config::READ_CHUNK;
 use crate::connection::ConnId;
 use crate::handler::Handler;
 use crate::stats::CloseReason;
+
+/// Reads per connection at shutdown, at most: 8 MiB, more than Linux's
+/// largest default receive buffer (`net.ipv4.tcp_rmem`, 6 MiB).
+const SHUTDOWN_READS: usize = (8 << 20) / READ_CHUNK;
 
 impl<H: Handler> Reactor<H> {
     /// Stops accepting; takes in what every connection already sent (even
@@ -36,8 +41,14 @@ impl<H: Handler> Reactor<H> {
                 conn.resume(now); // paused or not, take in what arrived
             }
             // Read until the kernel has nothing more (a short read), within
-            // the shutdown deadline: settling never pauses during shutdown.
-            while self.read(id) && self.clock.stamp(Instant::now()) < deadline {}
+            // the shutdown deadline (settling never pauses during shutdown),
+            // and at most what its receive buffer can hold: a peer that keeps
+            // it full must not take the others' time.
+            for _ in 0..SHUTDOWN_READS {
+                if !self.read(id) || self.clock.stamp(Instant::now()) >= deadline {
+                    break;
+                }
+            }
             self.begin_close(id, CloseReason::Shutdown);
             self.settle(id);
         }

@@ -111,7 +111,14 @@ impl<H: Handler> Reactor<H> {
                 Due::Timer(timer) => self.handler_timer(timer),
                 Due::AcceptRetry => self.accept_all(),
                 Due::Stats => {
-                    info!("stats: {}", self.counters.snapshot());
+                    match self.peers.len() {
+                        1 => info!("stats: {}", self.counters.snapshot()),
+                        _ => info!(
+                            "stats (reactor {}): {}",
+                            self.index,
+                            self.counters.snapshot()
+                        ),
+                    }
                     if let Some(every) = self.config.stats_interval {
                         // From now, not from `at`: a late turn never makes
                         // the next line due at once (no catching up, no spin).

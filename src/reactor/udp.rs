@@ -13,7 +13,6 @@ use mio::{Interest, Poll, Token};
 
 use super::Reactor;
 use crate::auth::datagram::{self, Guard, HEADER_LEN, OVERHEAD};
-use crate::config::Config;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::trace::SpanKind;
@@ -35,7 +34,7 @@ impl Udp {
     pub fn bind(
         addr: SocketAddr,
         reuse_port: bool,
-        config: &Config,
+        guard: Option<Guard>,
         poll: &Poll,
         token: Token,
     ) -> Result<Udp, Error> {
@@ -44,7 +43,7 @@ impl Udp {
             .register(&mut socket, token, Interest::READABLE)?;
         Ok(Udp {
             socket,
-            guard: config.key.as_ref().map(Guard::new),
+            guard,
             backlog: false,
         })
     }
@@ -86,7 +85,7 @@ impl<H: Handler> Reactor<H> {
                     continue;
                 }
             };
-            let (payload, nonce) = match &mut udp.guard {
+            let (payload, nonce) = match &udp.guard {
                 None => (&buf[..n], None),
                 Some(guard) => match guard.admit(&buf[..n], datagram::unix_millis(), now) {
                     Ok(opened) => (opened.payload, Some(opened.nonce)),

@@ -33,11 +33,12 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn settle(&mut self, id: ConnId) {
         self.settle_one(id);
         // Echo's path ends here: no hook sent to others or closed anything.
-        if self.closes.is_empty() && self.touched.is_empty() {
+        if self.closes.is_empty() && self.touched.is_empty() && !self.held_back {
             return;
         }
         self.close_requested();
-        if self.settle_touched() {
+        let held_back = std::mem::take(&mut self.held_back);
+        if self.settle_touched() || held_back {
             self.block_sender(id);
         }
     }
@@ -70,6 +71,7 @@ impl<H: Handler> Reactor<H> {
 
         // Closing: once flushed, close (the peer's EOF was read), or shut the
         // write side and linger until it comes.
+        let mut lingers = false;
         if conn.closing().is_some() && pending == 0 {
             if conn.can_close_now() {
                 return self.finish(id);
@@ -79,15 +81,12 @@ impl<H: Handler> Reactor<H> {
                     debug!("{}: shutdown failed: {e}", conn.peer);
                     return self.abort(id, CloseReason::Reset);
                 }
-                self.arm(id);
+                lingers = true;
             }
         }
 
         // Backpressure: a peer that does not read its replies stops being
         // read (except during shutdown, when what arrived is taken in).
-        let Some(conn) = lookup(&mut self.conns, id) else {
-            return;
-        };
         let mut resume = false;
         match conn.paused() {
             None if conn.is_open()
@@ -108,23 +107,34 @@ impl<H: Handler> Reactor<H> {
             }
             _ => {}
         }
-        // A receiver back under high-water lets its senders go on. (Not at
-        // low-water, as a connection's own backpressure does: a receiver
-        // also fed by other reactors' senders, which this one cannot pause,
-        // may never get that low while they talk.)
-        let relieved = conn.congested_since.is_some() && pending <= self.config.high_water;
-        if relieved {
-            conn.congested_since = None;
-        }
         if let Err(e) = conn.sync_interest(self.poll.registry()) {
             debug!("{}: reregister failed: {e}", conn.peer);
             return self.abort(id, CloseReason::Reset);
         }
-        self.account(id);
+        // A receiver back under high-water lets its senders go on. (Not at
+        // low-water, as a connection's own backpressure does: hysteresis
+        // would keep senders waiting on a receiver that others still feed.)
+        let relieved = conn.congested_since.is_some() && pending <= self.config.high_water;
+        if relieved {
+            conn.congested_since = None;
+        }
+        // The server-wide budget: what this connection holds now replaces
+        // what it held when last counted.
+        let holds = conn.buffered();
+        self.buffered = self.buffered + holds - conn.accounted;
+        conn.accounted = holds;
+
+        if lingers {
+            self.arm(id); // the linger deadline
+        }
+        if self.buffered > self.budget {
+            self.over_budget();
+        }
         if resume {
             self.mark_ready(id);
         }
         if relieved {
+            self.congestion_changed(-1);
             self.unblock_senders();
         }
     }
@@ -157,6 +167,7 @@ impl<H: Handler> Reactor<H> {
                 if conn.congested_since.is_none() {
                     conn.congested_since = Some(now);
                     self.arm(other);
+                    self.congestion_changed(1);
                 }
             }
         }
@@ -183,9 +194,37 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
+    /// One more (`1`) or one fewer (`-1`) connection over high-water with
+    /// output from others. The other reactors see whether there is any: when
+    /// the first appears, their hooks posting here hold their senders back;
+    /// when the last drains, they are woken to let them go, and this
+    /// reactor takes its mailbox again.
+    fn congestion_changed(&mut self, delta: isize) {
+        let before = self.congested_receivers;
+        self.congested_receivers = before.saturating_add_signed(delta);
+        match (before, self.congested_receivers) {
+            (0, 1) => self.shared.congested[self.index].store(true, Ordering::SeqCst),
+            (1, 0) => {
+                self.shared.congested[self.index].store(false, Ordering::SeqCst);
+                if self.peers.len() > 1 {
+                    self.shared.relief.fetch_add(1, Ordering::SeqCst);
+                    for (i, peer) in self.peers.iter().enumerate() {
+                        if i != self.index {
+                            let _ = peer.waker().wake();
+                        }
+                    }
+                }
+                if std::mem::take(&mut self.inbox_stalled) {
+                    self.inbox_backlog = true; // take the mailbox again, next turn
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A congested receiver drained or left: its senders may go on (those
     /// that still send to a congested one will pause again).
-    fn unblock_senders(&mut self) {
+    pub(super) fn unblock_senders(&mut self) {
         let mut blocked = std::mem::take(&mut self.blocked);
         for &id in &blocked {
             let now = self.now;
@@ -203,11 +242,12 @@ impl<H: Handler> Reactor<H> {
     /// After hooks that were not about one connection (messages, ticks,
     /// datagrams): closes what they asked to close, writes what they sent.
     pub(super) fn settle_others(&mut self) {
+        self.held_back = false; // no sender to hold back
         self.close_requested();
         self.settle_touched();
     }
 
-    /// Closes the connections hooks asked to close with `LoopCtx::close`.
+    /// Closes the connections hooks asked to close with `LoopCtx::close_conn`.
     pub(super) fn close_requested(&mut self) {
         while let Some(id) = self.closes.pop() {
             self.begin_close(id, CloseReason::Handler);
@@ -269,24 +309,11 @@ impl<H: Handler> Reactor<H> {
         self.counters.closed(reason);
         debug!("{} ({id}): closed: {reason}", conn.peer);
         if conn.congested_since.is_some() {
+            self.congestion_changed(-1);
             self.unblock_senders();
         }
         self.descriptor_freed();
         self.compact_timers();
-    }
-
-    /// Updates the server-wide count of buffered bytes with this
-    /// connection's, and enforces the budget.
-    fn account(&mut self, id: ConnId) {
-        let Some(conn) = lookup(&mut self.conns, id) else {
-            return;
-        };
-        let now_holds = conn.buffered();
-        self.buffered = self.buffered + now_holds - conn.accounted;
-        conn.accounted = now_holds;
-        if self.buffered > self.budget {
-            self.over_budget();
-        }
     }
 
     /// Buffers hold more than the budget: disconnect the connections holding

@@ -26,16 +26,6 @@ pub fn alone() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const FRAME: usize = 64 * 1024;
-
-/// Frame `i` of the backpressure stream: its index, then a fill byte.
-fn numbered_frame(i: u32, buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.extend_from_slice(&(FRAME as u32).to_be_bytes());
-    buf.extend_from_slice(&i.to_be_bytes());
-    buf.resize(4 + FRAME, i as u8);
-}
-
 #[test]
 fn a_client_that_sends_a_gibibyte_without_reading_leaves_memory_flat() {
     let _alone = alone();
@@ -149,4 +139,34 @@ fn one_streaming_connection_does_not_starve_a_hundred_ping_pong_clients() {
     );
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
     assert!(server.stop().unwrap().fairness_deferrals > 0);
+}
+
+/// Starts one of the notes' servers (an example) on 127.0.0.1:0.
+fn start_example(name: &str) -> (ServerProcess, std::net::SocketAddr) {
+    let mut command = std::process::Command::new(example(name));
+    command
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let (server, addr, _stderr) = spawn_server(command);
+    (server, addr)
+}
+
+#[test]
+fn busy_loop_spins_with_idle_clients_while_tiny_reactor_sleeps() {
+    let _alone = alone();
+    let (busy, busy_addr) = start_example("busy_loop");
+    let (tiny, tiny_addr) = start_example("tiny_reactor");
+    let _idle: Vec<TcpStream> = (0..10)
+        .flat_map(|_| [connect(busy_addr), connect(tiny_addr)])
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (busy0, tiny0) = (cpu_ticks(busy.id()), cpu_ticks(tiny.id()));
+    std::thread::sleep(Duration::from_secs(1));
+    let spun = cpu_ticks(busy.id()) - busy0;
+    let slept = cpu_ticks(tiny.id()) - tiny0;
+    // Alone, the busy loop takes a whole core (100 ticks a second); this
+    // binary runs alone, but other programs may share the machine.
+    assert!(spun >= 30, "the busy loop used only {spun} ticks in 1 s");
+    assert!(slept <= 2, "the idle reactor used {slept} ticks in 1 s");
 }

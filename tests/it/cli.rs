@@ -1,18 +1,10 @@
 //! The `frameloop` binary as a person uses it: errors are one line and exit 2.
 
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use crate::common::*;
-
-fn frameloop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_frameloop"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("run frameloop")
-}
 
 fn assert_one_line_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -250,4 +242,35 @@ fn addresses_may_be_host_names() {
     let _ = server.wait();
     let out = frameloop(&["serve", "--addr", "no-such-host.invalid:9000"]);
     assert_one_line_error(&out, "cannot resolve no-such-host.invalid:9000");
+}
+
+#[test]
+fn several_reactors_refuse_a_port_another_server_serves() {
+    let (mut first, addr, _lines) = serve_process(&[], &["--reactors", "2"]);
+    let out = frameloop(&["serve", "--addr", &addr.to_string(), "--reactors", "2"]);
+    assert_one_line_error(&out, "address already in use");
+    first.kill().unwrap();
+    let _ = first.wait();
+}
+
+#[test]
+fn a_client_timeout_out_of_range_and_an_unwritable_trace_file_are_refused_at_start() {
+    let out = frameloop(&[
+        "client",
+        "--udp",
+        "--addr",
+        "127.0.0.1:9",
+        "--timeout",
+        "1.5e19",
+        "hi",
+    ]);
+    assert_one_line_error(&out, "--timeout must be above zero and at most a year");
+    let out = frameloop(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--trace",
+        "/nonexistent/dir/turns.json",
+    ]);
+    assert_one_line_error(&out, "cannot create trace file /nonexistent/dir/turns.json");
 }

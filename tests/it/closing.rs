@@ -40,7 +40,13 @@ fn valid_frames_before_a_bad_header_are_all_echoed_then_the_stream_ends() {
             .collect();
         assert_eq!(got, want, "attempt {attempt}");
     }
-    assert_eq!(server.stop().unwrap().closed(CloseReason::Oversize), 20);
+    let stats = server.stop().unwrap();
+    assert_eq!(stats.closed(CloseReason::Oversize), 20);
+    assert_eq!(
+        stats.frames,
+        20 * 50,
+        "the frames before each bad header count"
+    );
 }
 
 /// Replies with a megabyte to "bye", then closes.
@@ -148,4 +154,39 @@ fn slowloris_is_closed_by_the_frame_timeout_after_its_whole_frames_are_answered(
     assert!(started.elapsed() < Duration::from_secs(2));
     dribbler.join().unwrap();
     assert_eq!(server.stop().unwrap().closed(CloseReason::FrameTimeout), 1);
+}
+
+#[test]
+fn a_closing_connection_that_never_reads_cannot_stay_by_trickling_bytes() {
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(500)),
+        high_water: 16 << 20,
+        ..loopback_config()
+    };
+    let server = start(config, Echo);
+    let mut s = connect(server.addr());
+    // Replies it will never read, then a header that closes it (gracefully:
+    // the replies must go first, and they cannot).
+    let wire: Vec<u8> = (0..1000).flat_map(|i| frame(&tagged(i, 4000))).collect();
+    s.write_all(&wire).unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    // One byte every 100 ms: read and thrown away, it must not count as life.
+    let started = Instant::now();
+    let mut w = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..40 {
+            if w.write_all(&[0]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    assert!(
+        wait_until(Duration::from_secs(4), || {
+            server.handle().stats().active == 0
+        }),
+        "still open after {:?}",
+        started.elapsed()
+    );
+    let _ = trickle.join();
 }

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -40,18 +40,36 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Runs the `frameloop` command to completion.
+pub fn frameloop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_frameloop"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run frameloop")
+}
+
+/// Bytes in each frame of a backpressure stream.
+pub const FRAME: usize = 64 * 1024;
+
+/// Frame `i` of a backpressure stream: its index, then a fill byte.
+pub fn numbered_frame(i: u32, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&(FRAME as u32).to_be_bytes());
+    buf.extend_from_slice(&i.to_be_bytes());
+    buf.resize(4 + FRAME, i as u8);
+}
+
+/// `payload` as a frame, with the library's one encoder.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
+    let mut out = Vec::new();
+    frameloop::frame::encode_into(&mut out, payload).unwrap();
     out
 }
 
+/// One frame, with the library's one decoder (any length a header can say).
 pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut header = [0u8; 4];
-    stream.read_exact(&mut header)?;
-    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
-    stream.read_exact(&mut payload)?;
-    Ok(payload)
+    frameloop::frame::read_frame(stream, u32::MAX as usize)
 }
 
 pub fn echo(stream: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
@@ -234,4 +252,32 @@ pub fn python(script: &str, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("python3 is needed for this test (.ci/run installs it): {e}"))
+}
+
+/// `target/<profile>/examples/NAME`. Cargo builds the examples for a whole
+/// `cargo test` (not for `cargo test --test examples` alone), next to the
+/// `deps/` directory this test binary runs from.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/examples-…
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the whole `cargo test` (or `cargo build --examples` first)",
+        path.display()
+    );
+    path
+}
+
+/// CPU time (user + system) used so far by process `pid`, in clock ticks
+/// (1/100 s on Linux).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }

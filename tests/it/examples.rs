@@ -3,27 +3,11 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::common::*;
-
-/// `target/<profile>/examples/NAME`. Cargo builds the examples for a whole
-/// `cargo test` (not for `cargo test --test examples` alone), next to the
-/// `deps/` directory this test binary runs from.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/examples-…
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run the whole `cargo test` (or `cargo build --examples` first)",
-        path.display()
-    );
-    path
-}
 
 /// Starts example `name` (built on `frameloop::cli`) as `NAME BEFORE.. serve
 /// --addr 127.0.0.1:0 ARGS..`.
@@ -152,6 +136,13 @@ fn pubsub_example_routes_by_topic_and_cleans_up_after_a_closed_subscriber() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(echo(&mut publisher, b"PUBLISH news nobody"), b"published 0");
     assert!(echo(&mut publisher, b"SHOUT x").starts_with(b"ERR"));
+    // A subscriber publishing to itself, pipelined: replies in order.
+    let mut both = frame(b"SUBSCRIBE self");
+    both.extend(frame(b"PUBLISH self hi"));
+    publisher.write_all(&both).unwrap();
+    for want in [&b"subscribed self"[..], b"message self hi", b"published 1"] {
+        assert_eq!(read_frame(&mut publisher).unwrap(), want);
+    }
     // The tick's stats line, from the handler's own timer.
     assert!(
         log.iter()

@@ -7,16 +7,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use frameloop::{CloseReason, Config, ConnId, Ctx, Echo, Handler};
 
-const FRAME: usize = 64 * 1024;
-
-/// Frame `i` of the backpressure stream: its index, then a fill byte.
-fn numbered_frame(i: u32, buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.extend_from_slice(&(FRAME as u32).to_be_bytes());
-    buf.extend_from_slice(&i.to_be_bytes());
-    buf.resize(4 + FRAME, i as u8);
-}
-
 #[test]
 fn a_silent_connection_is_closed_after_the_idle_timeout_and_a_chatty_one_is_not() {
     let config = Config {

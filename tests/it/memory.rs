@@ -62,7 +62,9 @@ fn half_a_million_churned_connections_leave_rss_within_a_few_mib() {
     let before = rss_kib_of(server.id());
     churn(addr, 500_000);
     std::thread::sleep(Duration::from_millis(500));
-    let grown = rss_kib_of(server.id()).saturating_sub(before);
+    let after = rss_kib_of(server.id());
+    let grown = after.saturating_sub(before);
+    eprintln!("server RSS {before} KiB before 500,000 churned connections, {after} KiB after");
     terminate(&server);
     wait_with_limit(&mut server, Duration::from_secs(10));
     assert!(grown < 4 * 1024, "RSS grew {grown} KiB");

@@ -103,3 +103,36 @@ fn serve_trace_records_a_bounded_window_as_a_chrome_trace() {
         trace
     );
 }
+
+#[test]
+fn a_burst_of_connects_is_accepted_a_batch_at_a_time_across_turns() {
+    let (mut server, addr, lines) = serve_logging("info,frameloop::turn=debug", &[]);
+    let pid = nix::unistd::Pid::from_raw(server.id() as i32);
+    // Stopped, the server lets 1,500 connects pile up in its listen queue.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let clients: Vec<_> = (0..1_500)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let mut open = Vec::new();
+    for line in lines.iter() {
+        if let Some(n) = line
+            .strip_suffix(" open")
+            .and_then(|l| l.rsplit(' ').next())
+        {
+            open.push(n.parse::<usize>().unwrap());
+            if open.last() == Some(&1_500) {
+                break;
+            }
+        }
+    }
+    let most = open
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .unwrap_or(0);
+    assert!(most <= 512, "{most} accepted in one turn: {open:?}");
+    drop(clients);
+    terminate(&server);
+    wait_with_limit(&mut server, Duration::from_secs(10));
+}

@@ -7,14 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// CPU time (user + system) the process used, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[test]
 fn sigterm_under_1000_busy_clients_echoes_every_frame_received_then_exits() {
     let (mut server, addr, lines) = serve_process(&[], &["--shutdown-timeout", "5s"]);
@@ -178,6 +170,39 @@ fn slow_readers_at_sigterm(clients: u32) {
         echoed,
         "every frame the server read was echoed"
     );
+}
+
+#[test]
+fn flooding_clients_at_shutdown_do_not_cost_the_others_their_replies() {
+    // tests/it/scripts/shutdown_flood.py says how each slow client's stream
+    // ended: all its echoes, or a clean EOF after those the server handled.
+    // Before the shutdown reads were bounded per connection, the first
+    // flooder kept the loop until the deadline and every other client got a
+    // reset instead (two runs in three).
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/scripts/shutdown_flood.py"
+    );
+    let out = std::process::Command::new("python3")
+        .args([script, env!("CARGO_BIN_EXE_frameloop")])
+        .output()
+        .expect("python3 (.ci/run installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("\"exit\": 0"), "{report}");
+    for end in ["Reset", "Error", "mismatch", "timeout"] {
+        assert!(!report.contains(end), "{report}");
+    }
+    let seconds: f64 = report
+        .split("\"seconds\": ")
+        .nth(1)
+        .and_then(|s| s.trim_end_matches(['}', '\n']).parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(seconds < 5.0, "shutdown took the whole deadline: {report}");
 }
 
 #[test]

@@ -5,7 +5,6 @@
 //! CI installs it (`.ci/run`), and a silent pass would prove nothing.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -77,23 +76,17 @@ fn assert_success(out: &Output) {
 }
 
 /// A file in the temp directory, removed when dropped.
-struct TempFile(PathBuf);
+struct TempFile(tempfile::TempPath);
 
 impl TempFile {
     fn new(name: &str, contents: &[u8]) -> TempFile {
-        let path = std::env::temp_dir().join(format!("frameloop-{name}-{}", std::process::id()));
-        std::fs::write(&path, contents).unwrap();
-        TempFile(path)
+        let mut file = tempfile::Builder::new().prefix(name).tempfile().unwrap();
+        std::io::Write::write_all(&mut file, contents).unwrap();
+        TempFile(file.into_temp_path())
     }
 
     fn path(&self) -> &str {
         self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -334,15 +334,115 @@ fn datagrams_are_answered_by_whichever_reactor_the_kernel_picks() {
         let n = s.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], format!("HELLO {i}").as_bytes());
     }
-    let answered: Vec<u64> = server
-        .handle()
-        .stats_per_reactor()
-        .iter()
-        .map(|s| s.datagrams)
-        .collect();
-    assert_eq!(answered.iter().sum::<u64>(), 16);
+    let answered = || -> Vec<u64> {
+        let per_reactor = server.handle().stats_per_reactor();
+        per_reactor.iter().map(|s| s.datagrams).collect()
+    };
+    // Each is counted just after its reply is sent: wait for the last one.
+    assert!(wait_until(Duration::from_secs(5), || {
+        answered().iter().sum::<u64>() == 16
+    }));
+    let answered = answered();
     assert!(
         answered.iter().filter(|&&n| n > 0).count() >= 2,
         "{answered:?}"
+    );
+}
+
+#[test]
+fn a_replayed_datagram_is_refused_whichever_reactor_it_reaches() {
+    let key = Key::new(vec![5; 32]).unwrap();
+    let config = Config {
+        udp: true,
+        key: Some(key.clone()),
+        ..loopback_config()
+    };
+    let server = start_reactors(config, 4, |_| Echo);
+    let (sealed, _nonce) = frameloop::auth::datagram::seal_request(&key, b"pay 10").unwrap();
+    // The same captured datagram, from forty source ports: the kernel
+    // spreads them over the reactors by port.
+    let mut answered = 0;
+    for _ in 0..40 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        s.send_to(&sealed, server.addr()).unwrap();
+        answered += usize::from(s.recv(&mut [0u8; 256]).is_ok());
+    }
+    assert_eq!(answered, 1, "answered once, not once per reactor");
+    assert!(wait_until(Duration::from_secs(2), || {
+        server.handle().stats().datagrams_replayed == 39
+    }));
+}
+
+#[test]
+fn chat_across_reactors_holds_back_a_speaker_for_a_reader_on_another_reactor() {
+    let config = Config {
+        max_output: 256 * 1024,
+        ..loopback_config()
+    };
+    let room = ChatRoom::new();
+    let server = start_reactors(config, 2, |_| room.member());
+    // Members join one at a time; the reactor whose count grew is theirs.
+    let (mut speaker, mut reader) = (None, None);
+    let mut extra = Vec::new();
+    while speaker.is_none() || reader.is_none() {
+        let before = server.handle().stats_per_reactor();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        socket.connect(&server.addr().into()).unwrap();
+        let mut s: std::net::TcpStream = socket.into();
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        read_frame(&mut s).unwrap(); // "* you are N"
+        let after = server.handle().stats_per_reactor();
+        let on = (0..2)
+            .find(|&r| after[r].accepted > before[r].accepted)
+            .unwrap();
+        match (on, &speaker, &reader) {
+            (0, None, _) => speaker = Some(s),
+            (1, _, None) => reader = Some(s),
+            _ => extra.push(s),
+        }
+    }
+    drop(extra);
+    let (mut speaker, mut reader) = (speaker.unwrap(), reader.unwrap());
+    const LINES: u32 = 80_000; // 8 MB: past the kernel's buffers, and the cap
+    let blast = std::thread::spawn(move || {
+        let wire: Vec<u8> = (0..LINES)
+            .flat_map(|i| frame(format!("{i:06} {}", ".".repeat(93)).as_bytes()))
+            .collect();
+        speaker.write_all(&wire).unwrap();
+        speaker
+    });
+    // The reader looks away for half a second (less than the slow-reader
+    // timeout), then reads on.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut next_line = 0;
+    let mut buf = Vec::new();
+    while next_line < LINES {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = std::io::Read::read(&mut reader, &mut chunk).unwrap();
+        assert!(n > 0, "cut off after {next_line} lines");
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+            if buf.len() < 4 + len {
+                break;
+            }
+            let line = String::from_utf8(buf[4..4 + len].to_vec()).unwrap();
+            buf.drain(..4 + len);
+            if let Some((_, text)) = line.split_once(": ") {
+                assert!(text.starts_with(&format!("{next_line:06} ")), "{line:.30}");
+                next_line += 1;
+            }
+        }
+    }
+    drop(blast.join().unwrap());
+    let stats = server.stop().unwrap();
+    assert_eq!(
+        stats.closed(CloseReason::OutputCap) + stats.closed(CloseReason::SlowReader),
+        0,
+        "{stats}"
     );
 }

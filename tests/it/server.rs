@@ -238,3 +238,65 @@ fn a_burst_of_a_thousand_connects_is_queued_by_the_kernel_not_dropped() {
     drop(last);
     drop(running); // the loop thread ends with the test process
 }
+
+/// Replies twice: once with `send`, once by sending to its own id through
+/// the loop's context, as a helper taking `&mut LoopCtx` would.
+struct TwoWays;
+
+impl frameloop::Handler for TwoWays {
+    type Conn = ();
+    fn on_frame(&mut self, ctx: &mut frameloop::Ctx<'_, Self>, payload: &[u8]) {
+        ctx.send(b"first");
+        let me = ctx.id();
+        let lp: &mut frameloop::LoopCtx<'_, Self> = ctx;
+        lp.send_to(me, payload);
+    }
+}
+
+#[test]
+fn sending_to_ones_own_id_through_the_loop_context_is_a_reply_in_order() {
+    let server = start(loopback_config(), TwoWays);
+    let mut s = connect(server.addr());
+    let mut wire = frame(b"second");
+    wire.extend(frame(b"fourth"));
+    s.write_all(&wire).unwrap();
+    for want in [&b"first"[..], b"second", b"first", b"fourth"] {
+        assert_eq!(read_frame(&mut s).unwrap(), want);
+    }
+}
+
+/// "kick" closes the first connection (gracefully: it gets its goodbye).
+#[derive(Default)]
+struct Kick {
+    first: Option<frameloop::ConnId>,
+}
+
+impl frameloop::Handler for Kick {
+    type Conn = ();
+    fn on_open(&mut self, ctx: &mut frameloop::Ctx<'_, Self>) {
+        self.first.get_or_insert(ctx.id());
+    }
+    fn on_frame(&mut self, ctx: &mut frameloop::Ctx<'_, Self>, payload: &[u8]) {
+        match (payload, self.first) {
+            (b"kick", Some(first)) => {
+                ctx.send_to(first, b"you are kicked");
+                let kicked = ctx.close_conn(first);
+                ctx.send(if kicked { b"kicked" } else { b"gone" });
+            }
+            _ => ctx.send(payload),
+        }
+    }
+}
+
+#[test]
+fn a_handler_closes_another_connection_after_what_was_sent_to_it() {
+    let server = start(loopback_config(), Kick::default());
+    let mut first = connect(server.addr());
+    assert_eq!(echo(&mut first, b"here"), b"here");
+    let mut kicker = connect(server.addr());
+    assert_eq!(echo(&mut kicker, b"kick"), b"kicked");
+    assert_eq!(read_frame(&mut first).unwrap(), b"you are kicked");
+    assert!(closed_by_server(&mut first));
+    assert_eq!(echo(&mut kicker, b"kick"), b"gone");
+    assert_eq!(server.stop().unwrap().closed(CloseReason::Handler), 1);
+}

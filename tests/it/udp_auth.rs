@@ -3,7 +3,6 @@
 //! forged, stale or replayed before the handler sees a byte.
 
 use std::net::UdpSocket;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -99,13 +98,6 @@ fn a_datagram_from_outside_the_time_window_is_dropped_as_stale() {
     s.send_to(&old, server.addr()).unwrap();
     assert!(!answered(&s));
     assert_eq!(server.stop().unwrap().datagrams_stale, 1);
-}
-
-fn frameloop(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_frameloop"))
-        .args(args)
-        .output()
-        .expect("run frameloop")
 }
 
 fn one_line_error(out: &std::process::Output) -> String {
