@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
-use log::info;
+use log::{debug, info};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -314,7 +314,11 @@ impl<H: Handler> Reactor<H> {
     /// Runs the loop until a shutdown completes; returns this reactor's
     /// final counters.
     pub fn run(mut self) -> io::Result<Stats> {
-        info!("listening on {}", self.local_addr);
+        // Said once for the server: every reactor listens on the same port.
+        match self.index {
+            0 => info!("listening on {}", self.local_addr),
+            i => debug!("reactor {i}: listening on {}", self.local_addr),
+        }
         self.start();
         let mut events = Events::with_capacity(1024);
         while !self.finished() {

@@ -148,8 +148,12 @@ fn sigterm_on(reactors: &str) {
         wait_with_limit(&mut server, Duration::from_secs(10)).code(),
         Some(0)
     );
-    let summary = lines.iter().find(|l| l.starts_with("summary:")).unwrap();
+    // The process has exited: its stderr is all here.
+    let rest: Vec<String> = lines.iter().collect();
+    let summary = rest.iter().find(|l| l.starts_with("summary:")).unwrap();
     assert!(summary.contains(&format!(" frames {echoed} ")), "{summary}");
+    // One server, one `listening on` line (the first, read at start).
+    assert!(!rest.iter().any(|l| l.contains("listening on")), "{rest:?}");
 }
 
 #[test]
