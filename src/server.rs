@@ -268,8 +268,9 @@ impl fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    /// Begins a graceful shutdown of every reactor: stop accepting, answer
-    /// what already arrived, flush replies (up to `shutdown_timeout`), close
+    /// Begins a graceful shutdown of every reactor: take in the connections
+    /// already in the listen queue, close the listener, answer what already
+    /// arrived, flush replies (up to `shutdown_timeout`), close
     /// everything, return.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);

@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 
 use super::{Accepting, Due, Reactor};
 use crate::auth::handshake::Handshake;
-use crate::config::ACCEPT_RETRY;
+use crate::config::{ACCEPT_RETRY, LISTEN_BACKLOG};
 use crate::connection::{ConnId, Connection};
 use crate::handler::Handler;
 use crate::stats::CloseReason;
@@ -31,10 +31,14 @@ impl<H: Handler> Reactor<H> {
         match self.accepting {
             Accepting::Yes => {}
             Accepting::PausedUntil(at) if at <= self.now => self.accepting = Accepting::Yes,
-            Accepting::PausedUntil(_) | Accepting::No => return,
+            Accepting::PausedUntil(_) => return,
         }
         for _ in 0..ACCEPT_BATCH {
-            match self.listener.accept() {
+            let accepted = match &self.listener {
+                Some(listener) => listener.accept(),
+                None => return, // closed: shutting down
+            };
+            match accepted {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
@@ -57,6 +61,25 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.accept_backlog = true; // batch spent: the rest next turn
+    }
+
+    /// Accepts what is already in the listen queue, then closes the listener.
+    /// The kernel completed those connects before shutdown began: their
+    /// clients may have sent frames, and closing the listener over them would
+    /// reset them. Once it is closed, later connects are refused at once
+    /// (instead of completing, only to be reset when the process exits).
+    pub(super) fn close_listener(&mut self) {
+        // Bounded: the queue holds at most the backlog, plus what arrives
+        // while it is drained.
+        for _ in 0..=(LISTEN_BACKLOG as usize).div_ceil(ACCEPT_BATCH) {
+            self.accept_backlog = false;
+            self.accept_batch();
+            if !self.accept_backlog {
+                break;
+            }
+        }
+        self.accept_backlog = false;
+        self.listener = None;
     }
 
     /// Stops accepting until `at` (a retry timer is set for it).

@@ -95,8 +95,6 @@ enum Accepting {
     Yes,
     /// `accept` failed (out of descriptors): not before this, or a close.
     PausedUntil(Stamp),
-    /// Shutting down: the listener is deregistered.
-    No,
 }
 
 /// One event loop: a poller, a listener, its connections, its handler.
@@ -107,8 +105,9 @@ pub(crate) struct Reactor<H: Handler> {
     /// The readiness poller. The listener, the UDP socket, the waker and every
     /// connection are registered in it; `poll` is the loop's only wait.
     poll: Poll,
-    /// The TCP listening socket (backlog raised, see [`listen`]).
-    listener: TcpListener,
+    /// The TCP listening socket (backlog raised, see [`listen`]); closed
+    /// (`None`) once shutdown began.
+    listener: Option<TcpListener>,
     /// The UDP socket, with `Config::udp`.
     udp: Option<udp::Udp>,
     /// The address the listener is bound to (port 0 resolved).
@@ -242,7 +241,7 @@ impl<H: Handler> Reactor<H> {
         Ok(Reactor {
             index,
             poll,
-            listener,
+            listener: Some(listener),
             udp,
             local_addr,
             accepting: Accepting::Yes,

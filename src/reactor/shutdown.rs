@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use log::info;
 
-use super::{Accepting, Due, Reactor};
+use super::{Due, Reactor};
 use crate::config::READ_CHUNK;
 use crate::connection::ConnId;
 use crate::handler::Handler;
@@ -16,22 +16,21 @@ use crate::stats::CloseReason;
 const SHUTDOWN_READS: usize = (8 << 20) / READ_CHUNK;
 
 impl<H: Handler> Reactor<H> {
-    /// Stops accepting; takes in what every connection already sent (even
-    /// past high-water: each frame that fully arrived gets its reply); then
-    /// closes every connection gracefully: replies flushed, write side shut,
-    /// the peer's EOF awaited. Whatever is left at `shutdown_timeout` is
+    /// Takes in the listen queue and closes the listener; takes in what
+    /// every connection already sent (even past high-water: each frame that
+    /// fully arrived gets its reply); then closes every connection
+    /// gracefully: replies flushed, write side shut, the peer's EOF awaited. Whatever is left at `shutdown_timeout` is
     /// closed at once, so a peer that never reads cannot hold the server.
     pub(super) fn begin_shutdown(&mut self) {
+        let deadline = self.now.after(self.config.shutdown_timeout);
+        self.shutdown = Some(deadline);
+        self.timers.schedule(deadline, Due::Shutdown);
+        self.close_listener();
         info!(
             "shutting down: flushing {} connections (at most {:?})",
             self.conns.len(),
             self.config.shutdown_timeout
         );
-        let deadline = self.now.after(self.config.shutdown_timeout);
-        self.shutdown = Some(deadline);
-        self.timers.schedule(deadline, Due::Shutdown);
-        self.accepting = Accepting::No;
-        let _ = self.poll.registry().deregister(&mut self.listener);
         self.stop_datagrams();
 
         let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();

@@ -299,3 +299,30 @@ fn out_of_file_descriptors_the_server_neither_spins_nor_stalls() {
         .expect("accept pauses in the summary");
     assert!(pauses > 0, "{summary}");
 }
+
+/// Clients whose connect the kernel completed while the server was busy (here:
+/// stopped) are in its listen queue, not yet accepted, when SIGTERM comes.
+/// They sent in good faith: they are taken in and answered, not reset.
+#[test]
+fn connections_still_in_the_listen_queue_at_sigterm_are_answered_not_reset() {
+    use nix::sys::signal::{Signal, kill};
+    let (mut server, addr, lines) = serve_process(&[], &["--shutdown-timeout", "5s"]);
+    let pid = nix::unistd::Pid::from_raw(server.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(addr)).collect();
+    for (i, s) in clients.iter_mut().enumerate() {
+        s.write_all(&numbered(i as u32, 0)).unwrap();
+    }
+    kill(pid, Signal::SIGTERM).unwrap();
+    kill(pid, Signal::SIGCONT).unwrap();
+    for (i, s) in clients.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.read_to_end(&mut got)
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert_eq!(got, numbered(i as u32, 0), "client {i}");
+    }
+    let status = wait_with_limit(&mut server, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(summary_frames(&lines), 1000);
+}
