@@ -8,6 +8,7 @@
 #   CELLS="100x64x1 10000x16x16" ROUNDS=5 scripts/compare.sh   # chosen cells (conns x size x depth)
 #   scripts/compare.sh --reactors 1,2 # scaling: N reactors vs. the tokio peer with N workers
 #   REACTORS=1,2,4,8 CELLS="1000x64x1" scripts/compare.sh       # the same, as an environment list
+#   BASELINE=/path/to/old/frameloop scripts/compare.sh --quick  # this build vs. another build
 #
 # Server pinned to CPU 0, bench to CPU 1 (taskset); the two servers alternate
 # within each round (interleaved, the order swapped every round), and each cell
@@ -42,13 +43,19 @@
 # loopback work): on a quiet machine near 0, and the figures of a row with a
 # large one were taken on a busy machine.
 #
+# BASELINE=BINARY (the msgs/s comparison only): the other server is that
+# frameloop binary's `serve` instead of the tokio peer (its columns are still
+# headed tk), loaded by this build's bench, so a change is measured against
+# the code before it with the same client: build the old commit in a git
+# worktree and pass its target/release/frameloop.
+#
 # Bounded: every server, bench and client run has a time limit; a stuck one
 # is killed and the script stops with an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=matrix QUICK=0 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-3} WARMUP=${WARMUP:-1}
-REACTORS=${REACTORS:-} CPUS=${CPUS:-} SHARE_CORES=${SHARE_CORES:-0} BENCH_THREADS=${BENCH_THREADS:-}
+BASELINE=${BASELINE:-} REACTORS=${REACTORS:-} CPUS=${CPUS:-} SHARE_CORES=${SHARE_CORES:-0} BENCH_THREADS=${BENCH_THREADS:-}
 usage="usage: $0 [--quick|--callgrind|--idle-rss] [--reactors N,N,...]"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -67,6 +74,11 @@ if [ -n "$REACTORS" ]; then
     || { echo "--reactors: '$REACTORS' is not a list of reactor counts, such as 1,2,4" >&2; exit 2; }
   [ "$MODE" = matrix ] || { echo "--reactors goes with the msgs/s comparison, not --callgrind or --idle-rss" >&2; exit 2; }
   MODE=scaling
+fi
+if [ -n "$BASELINE" ]; then
+  [ -x "$BASELINE" ] || { echo "BASELINE: '$BASELINE' is not an executable (a frameloop binary)" >&2; exit 2; }
+  [ "$MODE" = matrix ] || { echo "BASELINE goes with the msgs/s comparison, not --reactors, --callgrind or --idle-rss" >&2; exit 2; }
+  BASELINE=$(realpath "$BASELINE")
 fi
 [[ -z "$BENCH_THREADS" || "$BENCH_THREADS" =~ ^[1-9][0-9]{0,3}$ ]] \
   || { echo "BENCH_THREADS: '$BENCH_THREADS' is not a number of threads" >&2; exit 2; }
@@ -88,11 +100,12 @@ FRAMELOOP=target/release/frameloop
 PEER=target/release/examples/peer_tokio
 ulimit -n 65536 2>/dev/null || true
 
-export FRAMELOOP PEER QUICK ROUNDS DURATION WARMUP MODE PERF_OK REACTORS CPUS SHARE_CORES BENCH_THREADS
+export FRAMELOOP PEER BASELINE QUICK ROUNDS DURATION WARMUP MODE PERF_OK REACTORS CPUS SHARE_CORES BENCH_THREADS
 exec python3 - <<'PY'
 import json, math, os, re, signal, statistics, subprocess, sys, threading, time
 
 FRAMELOOP, PEER = os.environ["FRAMELOOP"], os.environ["PEER"]
+BASELINE = os.environ["BASELINE"]  # another frameloop build in the peer's place
 ROUNDS, DURATION, WARMUP = int(os.environ["ROUNDS"]), float(os.environ["DURATION"]), float(os.environ["WARMUP"])
 TICK = os.sysconf("SC_CLK_TCK")
 PERF_OK = os.environ["PERF_OK"] == "1"
@@ -129,8 +142,9 @@ def wait_for_address(p, stream, kind, pattern=r"listening on (\S+)"):
 
 def start_server(kind, extra=(), cpus="0"):
     cmd = ["taskset", "-c", cpus]
-    if kind == "frameloop":
-        cmd += [FRAMELOOP, "serve", "--addr", "127.0.0.1:0", "--max-connections", "20000", *extra]
+    if kind == "frameloop" or BASELINE:
+        binary = FRAMELOOP if kind == "frameloop" else BASELINE
+        cmd += [binary, "serve", "--addr", "127.0.0.1:0", "--max-connections", "20000", *extra]
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                              env={**os.environ, "RUST_LOG": "warn,frameloop::reactor=info"})
         stream = p.stderr
@@ -267,7 +281,8 @@ def chosen_cells(default):
 def matrix():
     cells = chosen_cells([(c, s, d) for c in (1, 100, 1000, 10000) for s in (16, 512, 4096) for d in (1, 16)])
     print(f"# {ROUNDS} interleaved rounds, {WARMUP}s warm-up + {DURATION}s each; medians. "
-          "fl = frameloop, tk = tokio peer; ratio = fl/tk; syscalls from "
+          f"fl = frameloop, tk = {'baseline ' + BASELINE if BASELINE else 'tokio peer'}; "
+          "ratio = fl/tk; syscalls from "
           + ("perf stat" if PERF_OK else "strace -c (slows the server: msgs/s and CPU distorted)"))
     print("| conns | size | depth | fl msgs/s | tk msgs/s | ratio | fl p99 us | tk p99 us "
           "| fl cpu us/msg | tk cpu us/msg | cpu ratio | fl sys/msg | tk sys/msg | fl epoll_wait/msg "
@@ -420,8 +435,9 @@ for s in got:
 def callgrind_total(kind, n, batch, conns=1):
     out = f"/tmp/callgrind.{kind}.{n}.{batch}.{conns}"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    if kind == "frameloop":
-        cmd += [FRAMELOOP, "serve", "--addr", "127.0.0.1:0"]
+    if kind == "frameloop" or BASELINE:
+        binary = FRAMELOOP if kind == "frameloop" else BASELINE
+        cmd += [binary, "serve", "--addr", "127.0.0.1:0"]
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         stream = p.stderr
     else:
