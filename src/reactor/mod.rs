@@ -169,8 +169,6 @@ pub(crate) struct Reactor<H: Handler> {
     now: Stamp,
     /// The same, as an `Instant`.
     woke_at: Instant,
-    /// When the gauges were last published.
-    gauged_at: Stamp,
     /// Turns `Instant`s into stamps and back.
     clock: Clock,
     /// Every deadline the loop waits for besides sockets.
@@ -266,7 +264,6 @@ impl<H: Handler> Reactor<H> {
             reply: Vec::new(),
             buffered: 0,
             now,
-            gauged_at: now,
             woke_at,
             clock,
             timers,
@@ -368,12 +365,11 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Publishes the gauges (buffered bytes, timer entries) for handles to
-    /// read: at most once per millisecond of loop time, not every turn.
-    fn update_gauges(&mut self) {
-        if self.gauged_at != self.now {
-            self.gauged_at = self.now;
-            self.counters.gauges(self.buffered, self.timers.len());
-        }
+    /// read: two relaxed stores, every turn. (Not less often: the turn before
+    /// the loop sleeps may be the last for a long while, and what a handle
+    /// reads must be what it left.)
+    fn update_gauges(&self) {
+        self.counters.gauges(self.buffered, self.timers.len());
     }
 
     /// Work a full batch left for the next turn: connects, datagrams, messages.

@@ -117,3 +117,39 @@ fn past_the_buffer_budget_the_connections_holding_the_most_are_cut() {
     let mut newcomer = connect(server.addr());
     assert_eq!(echo(&mut newcomer, b"fine"), b"fine");
 }
+
+#[test]
+fn the_buffered_gauge_shows_what_the_last_turn_left() {
+    // A megabyte of an unfinished frame, read over several quick turns (the
+    // fairness cap) and then nothing more: the gauge must show all of it,
+    // not what the turns before the last one left.
+    let server = start(
+        Config {
+            frame_timeout: None,
+            max_frame: 4 << 20,
+            ..loopback_config()
+        },
+        Echo,
+    );
+    for _ in 0..20 {
+        let mut s = connect(server.addr());
+        let mut wire = (2_000_000u32).to_be_bytes().to_vec();
+        wire.extend(vec![1u8; 1_000_000]);
+        s.write_all(&wire).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                server.handle().stats().buffered_bytes >= 1_000_000
+            }),
+            "{}",
+            server.handle().stats()
+        );
+        drop(s);
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                server.handle().stats().buffered_bytes == 0
+            }),
+            "{}",
+            server.handle().stats()
+        );
+    }
+}
