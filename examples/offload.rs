@@ -3,7 +3,8 @@
 //!
 //! ```sh
 //! cargo run --example offload -- serve --addr 127.0.0.1:9000
-//! cargo run -- client --addr 127.0.0.1:9000 "job 500 hello" ping   # "ping" first, then "done hello"
+//! cargo run -- client --addr 127.0.0.1:9000 "job 3000 hello" &   # "done hello", 3 s later
+//! cargo run -- client --addr 127.0.0.1:9000 ping               # "ping" at once, meanwhile
 //! ```
 //!
 //! ```text

@@ -60,6 +60,7 @@ usage="usage: $0 [--quick|--callgrind|--idle-rss] [--reactors N,N,...]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    -h|--help) echo "$usage"; exit 0 ;;
     --callgrind) MODE=callgrind ;;
     --idle-rss) MODE=idle-rss ;;
     --reactors) [ $# -ge 2 ] || { echo "--reactors needs a list, such as 1,2" >&2; exit 2; }

@@ -26,7 +26,11 @@ parser.add_argument("--from", dest="start", type=float, help="window start, ms")
 parser.add_argument("--span", type=float, default=5.0, help="window length, ms")
 args = parser.parse_args()
 
-events = json.load(open(args.trace))["traceEvents"]
+try:
+    with open(args.trace) as f:
+        events = json.load(f)["traceEvents"]
+except (OSError, ValueError, KeyError, TypeError) as e:
+    raise SystemExit(f"trace_svg.py: cannot read a trace from {args.trace}: {e}")
 spans = [e for e in events if e.get("ph") == "X"]
 if not spans:
     raise SystemExit("no spans in the trace")

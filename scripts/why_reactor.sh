@@ -47,6 +47,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --syscalls) MODE=syscalls ;;
     --out) OUT=${2:?--out needs a directory}; shift ;;
+    -h|--help) echo "usage: $0 [--quick] [--syscalls] [--out DIR]"; exit 0 ;;
     *) echo "usage: $0 [--quick] [--syscalls] [--out DIR]" >&2; exit 2 ;;
   esac
   shift

@@ -59,10 +59,10 @@ pub(crate) struct ServeArgs {
     slow_reader_timeout: DurationArg,
     /// Bytes all connections may hold in buffers; past it, the connections
     /// holding the most are disconnected [default: a quarter of memory].
-    #[arg(long, default_value_t = DEFAULTS.max_buffered)]
+    #[arg(long, default_value_t = DEFAULTS.max_buffered, hide_default_value = true)]
     max_buffered: usize,
     /// Most connections at once [default: fd soft limit - 32, at most 10000].
-    #[arg(long, default_value_t = DEFAULTS.max_connections)]
+    #[arg(long, default_value_t = DEFAULTS.max_connections, hide_default_value = true)]
     max_connections: usize,
     /// On SIGINT/SIGTERM, time allowed to flush replies.
     #[arg(long, default_value_t = DurationArg(DEFAULTS.shutdown_timeout))]
