@@ -177,8 +177,12 @@ fn flooding_clients_at_shutdown_do_not_cost_the_others_their_replies() {
     // tests/it/scripts/shutdown_flood.py says how each slow client's stream
     // ended: all its echoes, or a clean EOF after those the server handled.
     // Before the shutdown reads were bounded per connection, the first
-    // flooder kept the loop until the deadline and every other client got a
-    // reset instead (two runs in three).
+    // flooder could keep the loop until the deadline and every other client
+    // got a reset instead. (Whether a Python flooder outpaces the server is
+    // up to the machine: with 8 MB per slow client and a 5 s deadline this
+    // caught it in three runs of three, and failed on a loaded machine with
+    // the bound in place; at this size it is reliable, and catches a flooder
+    // that holds the loop for over 10 s.)
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/it/scripts/shutdown_flood.py"
@@ -202,7 +206,9 @@ fn flooding_clients_at_shutdown_do_not_cost_the_others_their_replies() {
         .nth(1)
         .and_then(|s| s.trim_end_matches(['}', '\n']).parse().ok())
         .unwrap_or_else(|| panic!("{report}"));
-    assert!(seconds < 5.0, "shutdown took the whole deadline: {report}");
+    // The slow clients read their 2 MB of echoes in about a second; a
+    // loaded machine may take a few. The deadline is 20 s.
+    assert!(seconds < 15.0, "shutdown took the deadline: {report}");
 }
 
 #[test]

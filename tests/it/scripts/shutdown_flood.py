@@ -3,7 +3,7 @@ every reply the server handled for them, then a clean end of stream.
 
     python3 shutdown_flood.py /path/to/frameloop
 
-Five clients pipeline 40,000 frames each behind 4 KiB receive buffers and
+Five clients pipeline 10,000 frames each behind 4 KiB receive buffers and
 read slowly, so the server has paused them, with replies queued, when the
 signal comes. Three more, connected first (so shutdown reads them first),
 stream empty frames without pause and read their echoes. Prints one JSON object:
@@ -12,7 +12,7 @@ how each slow client's stream ended, and the server's exit code and time.
 import json, socket, struct, subprocess, sys, threading, time, re, os
 
 binary = sys.argv[1]
-server = subprocess.Popen([binary, "serve", "--addr", "127.0.0.1:0", "--shutdown-timeout", "5s"],
+server = subprocess.Popen([binary, "serve", "--addr", "127.0.0.1:0", "--shutdown-timeout", "20s"],
                           stderr=subprocess.PIPE, text=True, env=dict(os.environ, RUST_LOG="info"))
 port = None
 for line in server.stderr:
@@ -49,7 +49,7 @@ def client(i):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
-    frames = 40000
+    frames = 10000
     data = b"".join(frame(b"c%03d-%06d" % (i, k) + b"." * 190) for k in range(frames))
     threading.Thread(target=lambda: s.sendall(data), daemon=True).start()
     got, buf, end = 0, b"", "timeout"
