@@ -149,15 +149,21 @@ fn two_hundred_clients_times_fifty_messages_delivered_exactly_once_each() {
 /// member must hear every other member's lines exactly once, in order.
 pub fn everyone_hears_everyone(addr: SocketAddr, clients: usize, messages: usize) {
     let mut members: Vec<(TcpStream, String)> = (0..clients).map(|_| join(addr)).collect();
-    // Each member waits until it heard the last one join, so that every
-    // member is in the room before anyone speaks.
-    let last = members.last().unwrap().1.clone();
-    for (s, me) in members.iter_mut() {
-        if *me != last {
-            while next(s) != format!("* {last} joined") {}
+    // Each member waits until it heard everyone after it join, so that every
+    // member is in the room before anyone speaks. In any order, and perhaps
+    // with some who joined before it: across reactors a join travels through
+    // mailboxes, and one announced by the member's own reactor can overtake
+    // it (the chat orders each speaker's lines, not the room's news).
+    let ids: Vec<String> = members.iter().map(|(_, me)| me.clone()).collect();
+    for (k, (s, _)) in members.iter_mut().enumerate() {
+        let mut awaited: std::collections::HashSet<String> =
+            ids[k + 1..].iter().map(|id| format!("* {id} joined")).collect();
+        while !awaited.is_empty() {
+            let line = next(s);
+            assert!(line.ends_with(" joined"), "before anyone spoke: {line}");
+            awaited.remove(&line);
         }
     }
-    let ids: Vec<String> = members.iter().map(|(_, me)| me.clone()).collect();
 
     // Everyone talks and listens at once: one writer and one reader thread
     // per member, each reader checking every other member's messages arrive
