@@ -156,8 +156,10 @@ pub fn everyone_hears_everyone(addr: SocketAddr, clients: usize, messages: usize
     // it (the chat orders each speaker's lines, not the room's news).
     let ids: Vec<String> = members.iter().map(|(_, me)| me.clone()).collect();
     for (k, (s, _)) in members.iter_mut().enumerate() {
-        let mut awaited: std::collections::HashSet<String> =
-            ids[k + 1..].iter().map(|id| format!("* {id} joined")).collect();
+        let mut awaited: std::collections::HashSet<String> = ids[k + 1..]
+            .iter()
+            .map(|id| format!("* {id} joined"))
+            .collect();
         while !awaited.is_empty() {
             let line = next(s);
             assert!(line.ends_with(" joined"), "before anyone spoke: {line}");
