@@ -213,19 +213,14 @@ impl<H: Handler> Reactor<H> {
         shared: Arc<Shared>,
     ) -> Result<Reactor<H>, Error> {
         let poll = Poll::new()?;
-        let mut listener = listen(addr, reuse_port).map_err(|e| Error::bind(addr, e))?;
+        let (mut listener, datagrams) =
+            bind_sockets(addr, reuse_port, config.udp).map_err(|e| Error::bind(addr, e))?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let udp = match config.udp {
-            false => None,
-            true => Some(udp::Udp::bind(
-                local_addr,
-                reuse_port,
-                shared.udp_guard.clone(),
-                &poll,
-                UDP,
-            )?),
+        let udp = match datagrams {
+            None => None,
+            Some(socket) => Some(udp::Udp::new(socket, shared.udp_guard.clone(), &poll, UDP)?),
         };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (mailbox, inbox) = mailbox::mailbox(waker, config.mailbox_capacity);
@@ -411,6 +406,31 @@ impl<H: Handler> Reactor<H> {
 /// The connection `id` names in `conns`, if it is still the one in its slot.
 pub(crate) fn lookup<S>(conns: &mut Slab<Connection<S>>, id: ConnId) -> Option<&mut Connection<S>> {
     conns.get_mut(id.index()).filter(|conn| conn.id == id)
+}
+
+/// Binds the TCP listener and, with `udp`, a UDP socket on the same port.
+/// Port 0 lets the kernel pick a port free for TCP, which a UDP socket may
+/// hold: then both are bound afresh, a port at a time (bounded; each try
+/// fails only if the kernel picked a port taken for UDP).
+fn bind_sockets(
+    addr: SocketAddr,
+    reuse_port: bool,
+    udp: bool,
+) -> io::Result<(TcpListener, Option<mio::net::UdpSocket>)> {
+    let mut tries = 0;
+    loop {
+        let listener = listen(addr, reuse_port)?;
+        if !udp {
+            return Ok((listener, None));
+        }
+        match udp::bind(listener.local_addr()?, reuse_port) {
+            Ok(socket) => return Ok((listener, Some(socket))),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && addr.port() == 0 && tries < 64 => {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Binds a listening socket with a backlog of [`LISTEN_BACKLOG`].

@@ -31,14 +31,14 @@ pub(super) struct Udp {
 }
 
 impl Udp {
-    pub fn bind(
-        addr: SocketAddr,
-        reuse_port: bool,
+    /// The reactor's UDP socket, `socket` (bound by [`bind`]) registered
+    /// with `poll` under `token`.
+    pub fn new(
+        mut socket: UdpSocket,
         guard: Option<Guard>,
         poll: &Poll,
         token: Token,
     ) -> Result<Udp, Error> {
-        let mut socket = bind(addr, reuse_port).map_err(|e| Error::bind(addr, e))?;
         poll.registry()
             .register(&mut socket, token, Interest::READABLE)?;
         Ok(Udp {
@@ -49,7 +49,8 @@ impl Udp {
     }
 }
 
-fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
+/// Binds a non-blocking UDP socket on `addr`.
+pub(super) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     if reuse_port {

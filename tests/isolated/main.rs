@@ -185,3 +185,45 @@ fn busy_loop_spins_with_idle_clients_while_tiny_reactor_sleeps() {
         "the idle reactor used {slept} ticks in {window:?}"
     );
 }
+
+/// `--addr 127.0.0.1:0 --udp`: the kernel picks a port free for TCP, which
+/// a UDP socket elsewhere may hold. The server must still come up, with both
+/// on one port. Here most of the ephemeral range is held for UDP; it runs
+/// alone, since the ports it holds would be refused to other tests.
+#[test]
+fn port_zero_with_udp_comes_up_even_when_most_udp_ports_are_taken() {
+    use rlimit::Resource;
+    let _alone = alone();
+    let (soft, hard) = Resource::NOFILE.get().unwrap();
+    let _ = Resource::NOFILE.set(hard, hard);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let mut bounds = range.split_whitespace().map(|n| n.parse::<u32>().unwrap());
+    let (low, high) = (bounds.next().unwrap(), bounds.next().unwrap());
+    // Held as other programs' UDP sockets hold them: port 0, the kernel's
+    // choice, spread over the range. Up to half of it, as descriptors allow.
+    let room = (hard.min(20_000).saturating_sub(500) as u32).min((high - low + 1) / 2);
+    let held: Vec<std::net::UdpSocket> = (0..room)
+        .map_while(|_| std::net::UdpSocket::bind("127.0.0.1:0").ok())
+        .collect();
+    let share = held.len() as f64 / f64::from(high - low + 1);
+    eprintln!(
+        "holding {} UDP ports, {:.0}% of the range",
+        held.len(),
+        share * 100.0
+    );
+    for _ in 0..50 {
+        let config = frameloop::Config {
+            udp: true,
+            ..frameloop::Config::loopback()
+        };
+        let server = frameloop::Server::bind(config, Echo)
+            .unwrap_or_else(|e| panic!("with {} UDP ports held: {e}", held.len()));
+        let port = server.local_addr().port();
+        assert!(
+            std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
+            "the server's UDP socket is on its TCP port {port}"
+        );
+    }
+    drop(held);
+    let _ = Resource::NOFILE.set(soft, hard);
+}
