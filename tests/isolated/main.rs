@@ -201,7 +201,7 @@ fn port_zero_with_udp_comes_up_even_when_most_udp_ports_are_taken() {
     let (low, high) = (bounds.next().unwrap(), bounds.next().unwrap());
     // Held as other programs' UDP sockets hold them: port 0, the kernel's
     // choice, spread over the range. Up to half of it, as descriptors allow.
-    let room = (hard.min(20_000).saturating_sub(500) as u32).min((high - low + 1) / 2);
+    let room = (hard.min(20_000).saturating_sub(500) as u32).min((high - low).div_ceil(2));
     let held: Vec<std::net::UdpSocket> = (0..room)
         .map_while(|_| std::net::UdpSocket::bind("127.0.0.1:0").ok())
         .collect();
