@@ -19,8 +19,9 @@ impl<H: Handler> Reactor<H> {
     /// Takes in the listen queue and closes the listener; takes in what
     /// every connection already sent (even past high-water: each frame that
     /// fully arrived gets its reply); then closes every connection
-    /// gracefully: replies flushed, write side shut, the peer's EOF awaited. Whatever is left at `shutdown_timeout` is
-    /// closed at once, so a peer that never reads cannot hold the server.
+    /// gracefully: replies flushed, write side shut, the peer's EOF awaited.
+    /// Whatever is left at `shutdown_timeout` is closed at once, so a peer
+    /// that never reads cannot hold the server.
     pub(super) fn begin_shutdown(&mut self) {
         let deadline = self.now.after(self.config.shutdown_timeout);
         self.shutdown = Some(deadline);
