@@ -22,7 +22,10 @@
 //! said on one reactor goes to its own members directly, and to each other
 //! reactor as a message through that reactor's mailbox, which delivers it to
 //! its members. A mailbox is first in, first out, so every member hears each
-//! speaker's lines, joins and leaves in the order they happened. A mailbox
+//! speaker's lines, joins and leaves in the order they happened. Between
+//! speakers there is no one order: news from another reactor may reach a
+//! member after news from its own, and a newcomer may hear that someone
+//! joined who in fact came just before it (the news was on its way). A mailbox
 //! that is full keeps the lines back, in order, in the speaker's reactor,
 //! and they are posted again on the next tick: none is lost.
 //!
