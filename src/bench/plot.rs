@@ -29,6 +29,19 @@ fn drawing<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> String + '_ {
 }
 
 /// One line under the title: what was run.
+/// The legend box, the same on every chart.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+}
+
 fn subtitle(r: &Report) -> String {
     let c = &r.config;
     let mode = match c.rate {
@@ -184,14 +197,7 @@ pub fn sweep(path: &Path, sweep: &Sweep, cells: &[(Option<u64>, Report)]) -> Res
             chart
                 .draw_series(line.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
                 .map_err(&err)?;
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(&err)?;
+            legend(&mut chart).map_err(&err)?;
 
             // Latency.
             let mut b = ChartBuilder::on(&bottom);
@@ -230,14 +236,7 @@ pub fn sweep(path: &Path, sweep: &Sweep, cells: &[(Option<u64>, Report)]) -> Res
                     .draw_series(line.iter().map(|&pt| Circle::new(pt, 4, color.filled())))
                     .map_err(&err)?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(&err)?;
+            legend(&mut chart).map_err(&err)?;
         }};
     }
     match log_x {
@@ -374,14 +373,7 @@ pub fn spectrum(path: &Path, report: &Report) -> Result<(), String> {
                     Text::new(format!(" {text} "), (*x, *y), style)
                 }))
                 .map_err(&err)?;
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(&err)?;
+            legend(&mut chart).map_err(&err)?;
         }};
     }
     match log_y {
